@@ -1,0 +1,47 @@
+# categorizer: every target installs what it needs itself (fresh machine friendly).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL := artifacts/model/manifest.json
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install model model-full up down test lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# torch==2.13.0 is pinned in the train extra: the CPU wheel on this disk, never the CUDA build.
+	$(BIN)/pip install -q -e '.[train,infra,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with everything
+
+$(MODEL): | $(STAMP)
+	$(BIN)/categorizer model build --fast
+
+model: $(MODEL)  ## build the default model (--fast) if none exists
+
+model-full: $(STAMP)  ## build the full-recipe default model (fine-tunes the encoder)
+	$(BIN)/categorizer model build
+
+up: $(MODEL)  ## run the system locally
+	$(BIN)/categorizer classify "I still have not received my new card" "What exchange rate do you use?"
+
+test: $(MODEL)  ## run the test suite
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(MODEL)  ## engine benchmark against its peers (writes bench/results/)
+	$(BIN)/categorizer bench
+
+clean:
+	rm -rf $(VENV) artifacts cdk.out .local layers/build

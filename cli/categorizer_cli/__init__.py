@@ -1,0 +1,1 @@
+"""The `categorizer` command line."""

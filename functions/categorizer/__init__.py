@@ -1,0 +1,1 @@
+"""categorizer runtime: the code every Lambda function ships (engine, file formats, API, batch, registry)."""

@@ -1,0 +1,101 @@
+"""A model bundle: a directory with model.onnx, tokenizer.json, labels.json and manifest.json.
+
+The manifest lists the sha256 of every other file; loading refuses a bundle whose files do not match,
+so a truncated download or a tampered file never serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+REQUIRED_FILES = ("model.onnx", "tokenizer.json", "labels.json")
+_CHUNK = 1 << 20
+
+
+class BundleError(Exception):
+    """The bundle is missing, incomplete, or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    labels: tuple[str, ...]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def review_threshold(self) -> float:
+        return float(self.manifest.get("review_threshold", 0.0))
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.manifest.get("max_tokens", 128))
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.manifest.get("metrics", {}))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Read and verify a bundle directory. Raises BundleError with the reason if anything is off."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: no {MANIFEST}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    files: dict[str, str] = manifest.get("files", {})
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise BundleError(f"{manifest_path}: manifest lists no sha256 for {name}")
+    for name, expected in files.items():
+        file_path = (path / name).resolve()
+        if path.resolve() not in file_path.parents:
+            raise BundleError(f"{manifest_path}: file {name!r} lies outside the bundle")
+        if not file_path.is_file():
+            raise BundleError(f"{path}: {name} is missing")
+        actual = sha256_file(file_path)
+        if actual != expected:
+            raise BundleError(f"{path}: {name} sha256 {actual[:12]}… does not match the manifest {expected[:12]}…")
+    labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise BundleError(f"{path}: labels.json must be a non-empty list of strings")
+    return Bundle(path=path, manifest=manifest, labels=tuple(labels))
+
+
+def extract_bundle(tarball: Path, destination: Path) -> Path:
+    """Unpack a model.tar.gz safely (no absolute paths, links or `..`) and return the bundle directory."""
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(tarball, "r:gz") as archive:
+            archive.extractall(destination, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{tarball}: cannot unpack ({exc})") from exc
+    if (destination / MANIFEST).is_file():
+        return destination
+    candidates = [p.parent for p in destination.glob(f"*/{MANIFEST}")]
+    if len(candidates) != 1:
+        raise BundleError(f"{tarball}: no single bundle inside")
+    return candidates[0]

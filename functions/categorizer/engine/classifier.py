@@ -1,0 +1,164 @@
+"""Classify texts with a bundle's ONNX model: raw token ids in, class probabilities out."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from categorizer.engine.bundle import Bundle, load_bundle
+
+# Sorted-by-length chunks of this size keep padding waste low (random batches of 64 pad ~3x the work).
+DEFAULT_CHUNK_SIZE = 8
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    top_k: list[LabelScore]
+    needs_review: bool
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class TextError:
+    """A per-item failure: the text cannot be classified (the other items still are)."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class _Encoded:
+    index: int
+    ids: list[int]
+    truncated: bool
+
+
+def available_cpus() -> int:
+    """vCPUs this process may use (cgroup/affinity aware where the OS tells us)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def create_session(model_path: Path, *, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def load_tokenizer(path: Path, *, max_tokens: int) -> Tokenizer:
+    """The shipped tokenizer.json pads to a fixed 128; we pad per chunk ourselves and truncate explicitly."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer
+
+
+def run_length_sorted(session: ort.InferenceSession, id_lists: Sequence[list[int]], chunk_size: int):
+    """Run token id lists through an ONNX model in length-sorted, dynamically padded chunks.
+
+    Yields (position in id_lists, output row) in length order, not input order.
+    """
+    order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]))
+    for start in range(0, len(order), chunk_size):
+        chunk = order[start : start + chunk_size]
+        width = len(id_lists[chunk[-1]])
+        input_ids = np.zeros((len(chunk), width), dtype=np.int64)
+        attention_mask = np.zeros((len(chunk), width), dtype=np.int64)
+        for row, position in enumerate(chunk):
+            ids = id_lists[position]
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        (outputs,) = session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+        yield from zip(chunk, outputs, strict=True)
+
+
+def normalize_text(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
+
+
+class Classifier:
+    """Thread count is explicit: onnxruntime must never guess it from affinity inside Lambda."""
+
+    def __init__(self, bundle: Bundle, *, threads: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+        self.bundle = bundle
+        self.labels = bundle.labels
+        self.version = bundle.version
+        self.review_threshold = bundle.review_threshold
+        self.max_tokens = bundle.max_tokens
+        self.chunk_size = chunk_size
+        self.threads = threads or available_cpus()
+        self._session = create_session(bundle.file("model.onnx"), threads=self.threads)
+        self._tokenizer = load_tokenizer(bundle.file("tokenizer.json"), max_tokens=self.max_tokens)
+
+    @classmethod
+    def from_path(cls, path: Path | str, *, threads: int | None = None) -> Classifier:
+        return cls(load_bundle(path), threads=threads)
+
+    def classify(self, texts: Sequence[str], *, top_k: int = 3) -> list[Prediction | TextError]:
+        """One result per input, in input order. Bad items are TextError; they never fail the call."""
+        results: list[Prediction | TextError | None] = [None] * len(texts)
+        valid: list[tuple[int, str]] = []
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                results[index] = TextError("invalid_text", "text must be a string")
+                continue
+            normalized = normalize_text(text)
+            if not normalized:
+                results[index] = TextError("empty_text", "text is empty or only whitespace")
+                continue
+            valid.append((index, normalized))
+        if valid:
+            encodings = self._tokenizer.encode_batch([text for _, text in valid])
+            encoded = [
+                _Encoded(index=index, ids=enc.ids, truncated=bool(enc.overflowing))
+                for (index, _), enc in zip(valid, encodings, strict=True)
+            ]
+            top_k = max(1, min(top_k, len(self.labels)))
+            for item, probs in self._run_sorted(encoded):
+                results[item.index] = self._prediction(probs, top_k, item.truncated)
+        return results  # type: ignore[return-value]
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities for non-empty texts, shape (len(texts), labels). For evaluation."""
+        encodings = self._tokenizer.encode_batch([normalize_text(t) for t in texts])
+        items = [_Encoded(index=i, ids=e.ids, truncated=False) for i, e in enumerate(encodings)]
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for item, probs in self._run_sorted(items):
+            out[item.index] = probs
+        return out
+
+    def _run_sorted(self, items: list[_Encoded]):
+        ids = [item.ids for item in items]
+        for position, probs in run_length_sorted(self._session, ids, self.chunk_size):
+            yield items[position], probs
+
+    def _prediction(self, probs: np.ndarray, top_k: int, truncated: bool) -> Prediction:
+        best = np.argsort(-probs, kind="stable")[:top_k]
+        ranked = [LabelScore(self.labels[i], round(float(probs[i]), 6)) for i in best]
+        confidence = ranked[0].score
+        return Prediction(
+            label=ranked[0].label,
+            confidence=confidence,
+            top_k=ranked,
+            needs_review=confidence < self.review_threshold,
+            truncated=truncated,
+        )

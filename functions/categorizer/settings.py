@@ -1,0 +1,108 @@
+"""One typed settings object, read from the environment once per process.
+
+The CDK stacks and the local stack set the same variable names (see infra/ and categorizer_cli/local).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _opt_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
+def _csv(name: str, default: str = "") -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, default).split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    # Model: either a local bundle directory, or the model bucket + champion pointer (SSM parameter).
+    model_dir: str | None
+    model_bucket: str | None
+    champion_parameter: str | None
+    model_cache_dir: str
+    model_max_age_seconds: int
+    onnx_threads: int | None
+    # API
+    feedback_table: str | None
+    user_pool_id: str | None
+    app_client_ids: tuple[str, ...]
+    jwks_url: str | None
+    issuer: str | None
+    classify_scope: str
+    feedback_scope: str
+    # Cognito groups that grant the same permissions to people (user tokens carry no custom scopes).
+    classify_group: str
+    feedback_group: str
+    max_texts_per_request: int
+    max_text_chars: int
+    max_body_bytes: int
+    # Batch
+    results_bucket: str | None
+    ingest_prefix: str
+    results_prefix: str
+    max_file_bytes: int
+    idempotency_table: str | None
+
+    @property
+    def token_issuer(self) -> str | None:
+        """Cognito's issuer. Locally the JWKS lives elsewhere (the emulator), so the two are separate."""
+        if self.issuer:
+            return self.issuer
+        if self.user_pool_id:
+            return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+        return None
+
+    @property
+    def token_jwks_url(self) -> str | None:
+        if self.jwks_url:
+            return self.jwks_url
+        issuer = self.token_issuer
+        return f"{issuer}/.well-known/jwks.json" if issuer else None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            stage=env("STAGE", "local"),
+            region=env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1")),
+            model_dir=env("MODEL_DIR") or None,
+            model_bucket=env("MODEL_BUCKET") or None,
+            champion_parameter=env("CHAMPION_PARAMETER") or None,
+            model_cache_dir=env("MODEL_CACHE_DIR", "/tmp/models"),  # noqa: S108 - Lambda's only writable dir
+            model_max_age_seconds=_int("MODEL_MAX_AGE_SECONDS", 60),
+            onnx_threads=_opt_int("ONNX_THREADS"),
+            feedback_table=env("FEEDBACK_TABLE") or None,
+            user_pool_id=env("USER_POOL_ID") or None,
+            app_client_ids=_csv("APP_CLIENT_IDS"),
+            jwks_url=env("JWKS_URL") or None,
+            issuer=env("TOKEN_ISSUER") or None,
+            classify_scope=env("CLASSIFY_SCOPE", "categorizer/classify"),
+            feedback_scope=env("FEEDBACK_SCOPE", "categorizer/feedback"),
+            classify_group=env("CLASSIFY_GROUP", "classify"),
+            feedback_group=env("FEEDBACK_GROUP", "feedback"),
+            max_texts_per_request=_int("MAX_TEXTS_PER_REQUEST", 256),
+            max_text_chars=_int("MAX_TEXT_CHARS", 10_000),
+            max_body_bytes=_int("MAX_BODY_BYTES", 1_048_576),
+            results_bucket=env("RESULTS_BUCKET") or None,
+            ingest_prefix=env("INGEST_PREFIX", "ingest/"),
+            results_prefix=env("RESULTS_PREFIX", "results/"),
+            max_file_bytes=_int("MAX_FILE_BYTES", 512 * 1024 * 1024),
+            idempotency_table=env("IDEMPOTENCY_TABLE") or None,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,78 @@
+"""Export a SentenceClassifier to ONNX, fuse it for onnxruntime and quantize it to int8 (per channel)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.transformers.optimizer import optimize_model
+from torch import nn
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+def export_onnx(model: nn.Module, path: Path, *, output_name: str) -> Path:
+    """TorchScript export: unlike the dynamo route, its attention pattern gets fully fused."""
+    model = copy.deepcopy(model).eval()
+    if hasattr(model, "probabilities"):
+        model.probabilities = True
+    dummy_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
+    dummy_mask = (dummy_ids != 0).to(torch.int64)
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (dummy_ids, dummy_mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=[output_name],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                output_name: {0: "batch"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return path
+
+
+def fuse(path_in: Path, path_out: Path, *, num_heads: int, hidden_size: int) -> Path:
+    optimized = optimize_model(str(path_in), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+    log.info("fused operators: %s", optimized.get_fused_operator_statistics())
+    optimized.save_model_to_file(str(path_out))
+    return path_out
+
+
+def quantize_int8(path_in: Path, path_out: Path) -> Path:
+    # Per-channel weights keep BANKING77 accuracy (per-tensor loses ~1 point); the fused graph
+    # needs a default tensor type for the quantizer to type the fused nodes' outputs.
+    quantize_dynamic(
+        str(path_in),
+        str(path_out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    return path_out
+
+
+def export_int8(model: nn.Module, workdir: Path, *, output_name: str = "probabilities") -> Path:
+    """Full route: fp32 export -> fused -> int8. Returns the int8 model path inside `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = _encoder_config(model)
+    raw = export_onnx(model, workdir / "model.fp32.onnx", output_name=output_name)
+    fused = fuse(raw, workdir / "model.fused.onnx", num_heads=config.num_attention_heads,
+                 hidden_size=config.hidden_size)
+    return quantize_int8(fused, workdir / "model.int8.onnx")
+
+
+def _encoder_config(model: nn.Module):
+    for module in model.modules():
+        if hasattr(module, "config") and hasattr(module.config, "num_attention_heads"):
+            return module.config
+    raise ValueError("model has no transformer encoder with a config")

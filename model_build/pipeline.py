@@ -1,0 +1,145 @@
+"""One model build: read data, train (head, optionally fine-tune), export int8, evaluate, write the bundle.
+
+Used by `categorizer model build`, the SageMaker entrypoint and the tests: same code, several callers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from categorizer.engine import Classifier, load_bundle
+from categorizer.engine.classifier import available_cpus
+from model_build.bundle import new_version, write_manifest
+from model_build.data import DataError, LabelledData, read_labelled, sha256_files, stratified_split
+from model_build.encoder import BASE_ENCODER, base_encoder_dir
+from model_build.evaluate import evaluate, write_report
+from model_build.export import export_int8
+from model_build.recipe import Recipe
+from model_build.train import build_classifier, embed, fine_tune, train_head
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildRequest:
+    train_files: Sequence[Path]
+    bundle_dir: Path
+    recipe: Recipe
+    test_file: Path | None = None
+    text_columns: Sequence[str] = ("text",)
+    label_column: str = "category"
+    extra_train: LabelledData | None = None  # e.g. user feedback, already weighted
+    threads: int = field(default_factory=available_cpus)
+    progress: bool = True
+
+
+@dataclass
+class BuildResult:
+    bundle_dir: Path
+    version: str
+    metrics: dict[str, Any]
+    seconds: float
+
+
+def load_train_eval(request: BuildRequest) -> tuple[LabelledData, LabelledData, str]:
+    read = {"text_columns": request.text_columns, "label_column": request.label_column}
+    train = read_labelled(request.train_files[0], **read)
+    for extra in request.train_files[1:]:
+        train = train.extend(read_labelled(extra, **read))
+    hashed = list(request.train_files)
+    if request.test_file:
+        held_out = read_labelled(request.test_file, **read)
+        hashed.append(request.test_file)
+    else:
+        train, held_out = stratified_split(train, fraction=0.2, seed=request.recipe.seed)
+    if request.extra_train is not None and len(request.extra_train):
+        train = train.extend(request.extra_train)
+    if len(train.label_set()) < 2:
+        raise DataError("training data needs at least two labels")
+    unknown = sorted(set(held_out.labels) - set(train.labels))
+    if unknown:
+        raise DataError(f"evaluation data has labels that training data lacks: {unknown[:10]}")
+    return train, held_out, sha256_files(hashed)
+
+
+def build(request: BuildRequest) -> BuildResult:
+    started = time.monotonic()
+    recipe = request.recipe
+    torch.set_num_threads(request.threads)
+    train, held_out, data_sha = load_train_eval(request)
+    labels = train.label_set()
+    targets = np.array([labels.index(label) for label in train.labels])
+    weights = np.array(train.weights, dtype=np.float32)
+    log.info("training on %d items, %d labels; evaluating on %d", len(train), len(labels), len(held_out))
+
+    model = build_classifier(len(labels))
+    with tempfile.TemporaryDirectory(prefix="categorizer-build-") as tmp:
+        workdir = Path(tmp)
+        features = embed(model.sentence_encoder.encoder, train.texts, workdir=workdir,
+                         max_tokens=recipe.train_max_tokens, threads=request.threads, progress=request.progress)
+        head = train_head(features, targets, weights, num_labels=len(labels), recipe=recipe)
+        model.head.load_state_dict(head.state_dict())
+        if recipe.fine_tune_epochs > 0:
+            fine_tune(model, train.texts, targets, weights, recipe=recipe, progress=request.progress)
+        int8_model = export_int8(model, workdir / "export")
+        bundle_dir = request.bundle_dir
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+        for stale in bundle_dir.iterdir():
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        shutil.copyfile(int8_model, bundle_dir / "model.onnx")
+    shutil.copyfile(base_encoder_dir() / "tokenizer.json", bundle_dir / "tokenizer.json")
+    (bundle_dir / "labels.json").write_text(json.dumps(labels, indent=1), encoding="utf-8")
+    fields = {
+        "version": new_version(bundle_dir / "model.onnx"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "base_encoder": BASE_ENCODER,
+        "training_data_sha256": data_sha,
+        "train_items": len(train),
+        "labels": len(labels),
+        "max_tokens": recipe.max_tokens,
+        "recipe": recipe.as_dict(),
+        "text_columns": list(request.text_columns),
+        "label_column": request.label_column,
+    }
+    write_manifest(bundle_dir, fields)  # provisional: lets the engine load the bundle for evaluation
+
+    classifier = Classifier(load_bundle(bundle_dir), threads=request.threads)
+    probabilities = classifier.probabilities(held_out.texts)
+    metrics = evaluate(probabilities, held_out.labels, labels, target_precision=recipe.review_precision)
+    write_report(metrics, labels, bundle_dir / "report", title=f"Model {fields['version']}",
+                 extra_lines=[f"Base encoder {BASE_ENCODER}; {len(train)} training items; "
+                              f"evaluated on {len(held_out)} held-out items."])
+    summary = {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "ece")}
+    fields.update(metrics=summary, review_threshold=metrics["review"]["threshold"], review=metrics["review"])
+    write_manifest(bundle_dir, fields)
+    load_bundle(bundle_dir)  # the final bundle verifies
+    seconds = time.monotonic() - started
+    log.info("built %s in %.0fs: accuracy %.4f macro-F1 %.4f", fields["version"], seconds,
+             metrics["accuracy"], metrics["macro_f1"])
+    return BuildResult(bundle_dir=bundle_dir, version=fields["version"], metrics=metrics, seconds=seconds)
+
+
+def evaluate_bundle(bundle_dir: Path, data_file: Path, *, text_columns: Sequence[str] = ("text",),
+                    label_column: str = "category", threads: int | None = None,
+                    out_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate an existing bundle on a labelled file with the serving engine."""
+    classifier = Classifier(load_bundle(bundle_dir), threads=threads)
+    data = read_labelled(data_file, text_columns=text_columns, label_column=label_column)
+    metrics = evaluate(classifier.probabilities(data.texts), data.labels, classifier.labels,
+                       target_precision=float(classifier.bundle.manifest.get("review", {}).get(
+                           "target_precision", 0.95)))
+    if out_dir is not None:
+        write_report(metrics, classifier.labels, out_dir, title=f"Evaluation of {classifier.version}",
+                     extra_lines=[f"Data: {data_file.name} ({len(data)} items)."])
+    return metrics

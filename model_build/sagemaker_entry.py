@@ -1,0 +1,102 @@
+"""Training entrypoint, run unchanged as a SageMaker script-mode job and locally with flags.
+
+SageMaker's contract: channels in SM_CHANNEL_<NAME> (train, test, feedback), hyperparameters as
+`--name value` arguments (and SM_HPS), the model written to SM_MODEL_DIR (/opt/ml/model), which SageMaker
+packs into model.tar.gz. The local stack runs this same file as a subprocess with the same directories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+
+
+def _channel(name: str) -> Path | None:
+    value = os.environ.get(f"SM_CHANNEL_{name.upper()}")
+    return Path(value) if value else None
+
+
+def data_files(directory: Path | None) -> list[Path]:
+    if directory is None or not directory.is_dir():
+        return []
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
+    from model_build.recipe import Recipe
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", type=Path, default=_channel("train"))
+    parser.add_argument("--test", type=Path, default=_channel("test"))
+    parser.add_argument("--feedback", type=Path, default=_channel("feedback"))
+    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")))
+    parser.add_argument("--text-columns", default="text", help="comma-separated")
+    parser.add_argument("--label-column", default="category")
+    parser.add_argument("--recipe", choices=["fast", "full"], default="full")
+    for f in fields(Recipe):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None)
+    args = parser.parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in fields(Recipe) if getattr(args, f.name) is not None}
+    return args, overrides
+
+
+def read_feedback(files: list[Path], *, labels: set[str], weight: float):
+    """Feedback export rows: {"text": ..., "label": ...}; rows with unknown labels are dropped and counted."""
+    from model_build.data import LabelledData
+
+    texts, out_labels, skipped = [], [], 0
+    for path in files:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                text, label = str(row.get("text") or "").strip(), str(row.get("label") or "").strip()
+                if text and label in labels:
+                    texts.append(text)
+                    out_labels.append(label)
+                else:
+                    skipped += 1
+    return LabelledData(texts, out_labels, [weight] * len(texts)), skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    from model_build.data import read_labelled
+    from model_build.pipeline import BuildRequest, build
+    from model_build.recipe import FAST, FULL
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("model_build").setLevel(logging.INFO)
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    recipe = (FAST if args.recipe == "fast" else FULL).with_overrides(overrides)
+    train_files = data_files(args.train)
+    if not train_files:
+        print(f"no training data in {args.train}", file=sys.stderr)
+        return 2
+    test_files = data_files(args.test)
+    text_columns = [c.strip() for c in args.text_columns.split(",") if c.strip()]
+    base_labels = set(read_labelled(train_files[0], text_columns=text_columns,
+                                    label_column=args.label_column).labels)
+    feedback, skipped = read_feedback(data_files(args.feedback), labels=base_labels, weight=recipe.feedback_weight)
+    logging.getLogger("model_build").info("feedback items: %d used, %d skipped", len(feedback), skipped)
+    result = build(BuildRequest(
+        train_files=train_files, test_file=test_files[0] if test_files else None, bundle_dir=args.model_dir,
+        recipe=recipe, text_columns=text_columns, label_column=args.label_column, extra_train=feedback,
+        progress=False,
+    ))
+    print(json.dumps({"version": result.version, "accuracy": result.metrics["accuracy"],
+                      "macro_f1": result.metrics["macro_f1"], "feedback_items": len(feedback)}))
+    return 0
+
+
+if __name__ == "__main__":
+    # SageMaker runs this file as a script: make the sibling packages importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.exit(main())

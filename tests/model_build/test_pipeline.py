@@ -1,0 +1,130 @@
+"""The model pipeline: reference parity, training on small real files, the CLI, the SageMaker contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from categorizer.engine import Classifier, load_bundle
+from model_build.data import DataError, read_labelled, stratified_split
+from model_build.recipe import FAST
+from tests.conftest import BANKING77, ROOT, TEST_DATA
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-m", "categorizer_cli.main"]
+
+
+def test_onnx_embeddings_match_sentence_transformers(tmp_path: Path):
+    """The exported encoder (pooling + normalisation in the graph) reproduces the reference implementation."""
+    from sentence_transformers import SentenceTransformer
+
+    from model_build.encoder import base_encoder_dir, load_encoder
+    from model_build.train import embed
+
+    texts = ["I still have not received my card", "What is the exchange rate?", "héllo wörld 👋",
+             "a much longer sentence " * 10]
+    reference = SentenceTransformer(str(base_encoder_dir()), device="cpu").encode(texts, normalize_embeddings=True)
+    ours = embed(load_encoder(), texts, workdir=tmp_path, max_tokens=256, threads=1, progress=False)
+    cosine = np.sum(reference * ours, axis=1)
+    assert cosine.min() >= 0.99, cosine
+
+
+def test_int8_default_model_meets_the_accuracy_bar(default_bundle: Path):
+    metrics = load_bundle(default_bundle).manifest["metrics"]
+    assert metrics["n"] == 3080
+    assert metrics["accuracy"] >= 0.925
+    assert metrics["macro_f1"] >= 0.925
+    assert (default_bundle / "model.onnx").stat().st_size <= 30 * 1024 * 1024
+
+
+def test_tiny_csv_trains_a_working_model(tiny_bundle: Path):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.manifest["train_items"] > 0
+    assert 0.0 <= bundle.review_threshold <= 1.0
+    report = tiny_bundle / "report"
+    for name in ("report.md", "metrics.json", "confusion.png", "reliability.png"):
+        assert (report / name).stat().st_size > 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece", "review"} <= set(metrics)
+
+
+def test_cli_builds_a_two_column_news_model(tmp_path: Path):
+    """A 4-class news CSV with title + description trains and evaluates with one command."""
+    out = tmp_path / "models"
+    result = subprocess.run(
+        [*CLI, "model", "build", "--fast", "--data", str(TEST_DATA / "news.csv"),
+         "--text-column", "title", "description", "--label-column", "topic", "--out", str(out)],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (bundle_dir,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert (out / f"{bundle_dir.name}.tar.gz").is_file()
+    classifier = Classifier.from_path(bundle_dir, threads=1)
+    assert set(classifier.labels) == {"World", "Sports", "Business", "Sci/Tech"}
+    assert classifier.bundle.manifest["text_columns"] == ["title", "description"]
+    predictions = classifier.classify(["Striker scores hat-trick in cup final. The team celebrated the win.",
+                                       "Stocks tumble as bank profits slump. Investors sold shares."])
+    assert [p.label for p in predictions] == ["Sports", "Business"]
+
+
+def test_cli_classify_prints_labels(default_bundle: Path):
+    result = subprocess.run([*CLI, "classify", "--json", "--model", str(default_bundle),
+                             "my card has not arrived yet", ""], capture_output=True, text=True, check=True)
+    body = json.loads(result.stdout)
+    first, second = body["predictions"]
+    assert first["label"] == "card_arrival"
+    assert second["code"] == "empty_text"
+
+
+def test_sagemaker_entrypoint_follows_the_directory_contract(tmp_path: Path):
+    train, test, feedback, model_dir = (tmp_path / n for n in ("train", "test", "feedback", "model"))
+    for d in (train, test, feedback):
+        d.mkdir()
+    rows = (TEST_DATA / "tiny.csv").read_text().splitlines()
+    (train / "base.csv").write_text("\n".join(rows) + "\n")
+    (test / "holdout.csv").write_text("\n".join([rows[0], *rows[1::3]]) + "\n")
+    (feedback / "feedback.jsonl").write_text(
+        json.dumps({"text": "the card never came", "label": "card_arrival"}) + "\n"
+        + json.dumps({"text": "x", "label": "not_a_label"}) + "\n")
+    env = {**os.environ, "SM_CHANNEL_TRAIN": str(train), "SM_CHANNEL_TEST": str(test),
+           "SM_CHANNEL_FEEDBACK": str(feedback), "SM_MODEL_DIR": str(model_dir)}
+    result = subprocess.run([sys.executable, str(ROOT / "model_build" / "sagemaker_entry.py"),
+                             "--recipe", "fast", "--head-l2", "0.00001"],
+                            capture_output=True, text=True, check=False, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["feedback_items"] == 1
+    bundle = load_bundle(model_dir)
+    assert bundle.manifest["recipe"]["head_l2"] == pytest.approx(1e-5)
+    assert bundle.manifest["metrics"]["n"] == len(rows[1::3])
+
+
+def test_reading_data_reports_missing_columns(tmp_path: Path):
+    path = tmp_path / "d.csv"
+    path.write_text("title,label\nhello,a\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['text'\]; it has \['label', 'title'\]"):
+        read_labelled(path, text_columns=["text"], label_column="label")
+
+
+def test_jsonl_and_csv_read_the_same(tmp_path: Path):
+    csv_data = read_labelled(TEST_DATA / "news.csv", text_columns=["title", "description"], label_column="topic")
+    jsonl = tmp_path / "news.jsonl"
+    with jsonl.open("w") as handle:
+        for text, label in zip(csv_data.texts, csv_data.labels, strict=True):
+            handle.write(json.dumps({"body": text, "y": label}) + "\n")
+    again = read_labelled(jsonl, text_columns=["body"], label_column="y")
+    assert again.texts == csv_data.texts and again.labels == csv_data.labels
+
+
+def test_stratified_split_keeps_every_class_on_both_sides():
+    data = read_labelled(BANKING77 / "train.csv")
+    fit, val = stratified_split(data, fraction=0.1, seed=FAST.seed)
+    assert len(fit) + len(val) == len(data)
+    assert set(fit.labels) == set(val.labels) == set(data.labels)
+    assert stratified_split(data, fraction=0.1, seed=FAST.seed)[1].texts == val.texts  # deterministic
