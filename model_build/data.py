@@ -98,10 +98,8 @@ def stratified_split(data: LabelledData, *, fraction: float, seed: int) -> tuple
         indices = by_label[label][:]
         rng.shuffle(indices)
         n_held = round(len(indices) * fraction)
-        if len(indices) >= 2:
-            n_held = min(max(n_held, 1), len(indices) - 1)
-        else:
-            n_held = 0
+        # Classes with a single item stay in training; others give at least one and keep at least one.
+        n_held = min(max(n_held, 1), len(indices) - 1) if len(indices) >= 2 else 0
         held.extend(indices[:n_held])
         keep.extend(indices[n_held:])
     return data.subset(sorted(keep)), data.subset(sorted(held))

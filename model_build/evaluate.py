@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarr
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS):
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece, table = 0.0, []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         in_bin = (confidence > low) & (confidence <= high)
         if not in_bin.any():
             continue

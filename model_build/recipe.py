@@ -20,6 +20,8 @@ class Recipe:
     weight_decay: float = 0.01
     label_smoothing: float = 0.0
     train_max_tokens: int = 64
+    distill_weight: float = 0.0  # share of the loss that matches the teacher (0: no distillation)
+    distill_temperature: float = 2.0
     # Serving and evaluation.
     max_tokens: int = 128
     review_precision: float = 0.95

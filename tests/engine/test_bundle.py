@@ -47,7 +47,7 @@ def test_truncated_model_is_refused(bundle_copy: Path):
 
 def test_missing_file_is_refused(bundle_copy: Path):
     (bundle_copy / "tokenizer.json").unlink()
-    with pytest.raises(BundleError, match="tokenizer.json is missing"):
+    with pytest.raises(BundleError, match=r"tokenizer\.json is missing"):
         load_bundle(bundle_copy)
 
 

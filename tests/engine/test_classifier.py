@@ -84,6 +84,11 @@ def test_thread_count_is_explicit(tiny_bundle: Path):
     classifier = Classifier.from_path(tiny_bundle, threads=1)
     assert classifier.threads == 1
     assert classifier._session.get_session_options().intra_op_num_threads == 1
+    parallel = Classifier.from_path(tiny_bundle, threads=2)
+    texts = [f"where is card {i}" for i in range(40)]
+    assert [r.label for r in parallel.classify(texts)] == [r.label for r in classifier.classify(texts)]
+    assert len(parallel._parallel_sessions) == 2
+    assert all(s.get_session_options().intra_op_num_threads == 1 for s in parallel._parallel_sessions)
 
 
 def test_inference_imports_no_torch_transformers_or_sklearn(tiny_bundle: Path):

