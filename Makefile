@@ -8,7 +8,7 @@ MODEL := artifacts/model/manifest.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install model model-full up down test lint bench clean
+.PHONY: help install model model-full up down test lint bench clean synth
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -30,8 +30,11 @@ model: $(MODEL)  ## build the default model (--fast) if none exists
 model-full: $(STAMP)  ## build the full-recipe default model (fine-tunes the encoder)
 	$(BIN)/categorizer model build
 
-up: $(MODEL)  ## run the system locally
-	$(BIN)/categorizer classify "I still have not received my new card" "What exchange rate do you use?"
+up: $(MODEL)  ## run the whole system locally in the background (embedded AWS on 127.0.0.1)
+	$(BIN)/categorizer up
+
+down:  ## stop the local system (state is kept in .local/)
+	@if [ -x $(BIN)/categorizer ]; then $(BIN)/categorizer down; else echo "not installed"; fi
 
 test: $(MODEL)  ## run the test suite
 	$(BIN)/ruff check .
@@ -42,6 +45,14 @@ lint: $(STAMP)
 
 bench: $(MODEL)  ## engine benchmark against its peers (writes bench/results/)
 	$(BIN)/categorizer bench
+
+node_modules/.bin/cdk: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: $(STAMP) node_modules/.bin/cdk  ## synthesize dev + prod offline (real layer build), cdk-nag, cfn-lint
+	AWS_EC2_METADATA_DISABLED=true node_modules/.bin/cdk synth -c stage=all --quiet
+	$(BIN)/cfn-lint --config-file infra/cfnlintrc.yaml cdk.out/Categorizer-*.template.json
 
 clean:
 	rm -rf $(VENV) artifacts cdk.out .local layers/build

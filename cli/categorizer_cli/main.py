@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from categorizer_cli import model_commands
+from categorizer_cli import model_commands, stack_commands
 from categorizer_cli.paths import DEFAULT_MODEL
 
 
@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = sub.add_parser("classify", help="classify one or more texts")
     classify.add_argument("texts", nargs="+")
-    classify.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    classify.add_argument("--model", type=Path, help="classify in-process with this bundle (default: through the "
+                          "running stack's API if there is one, else artifacts/model)")
+    classify.add_argument("--outputs", type=Path, help="stack outputs file (default: .local/outputs.json)")
     classify.add_argument("--top-k", type=int, default=3)
     classify.add_argument("--json", action="store_true", help="print JSON")
     classify.set_defaults(func=run_classify)
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify_file.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     classify_file.add_argument("--text-column", nargs="+", default=["text"])
     classify_file.set_defaults(func=run_classify_file)
+
+    stack_commands.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="benchmark the engine against TF-IDF+RF and PyTorch peers")
     bench.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -45,8 +49,11 @@ def run_classify(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from categorizer.engine import Classifier, TextError
+    from categorizer_cli.local.config import LocalConfig
 
-    classifier = Classifier.from_path(args.model)
+    if args.model is None and (args.outputs or LocalConfig.from_env().ready_file.exists()):
+        return stack_commands.classify_remote(args.texts, top_k=args.top_k, outputs=args.outputs, as_json=args.json)
+    classifier = Classifier.from_path(args.model or DEFAULT_MODEL)
     results = classifier.classify(args.texts, top_k=args.top_k)
     if args.json:
         print(json.dumps({"model_version": classifier.version,

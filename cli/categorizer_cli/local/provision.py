@@ -1,0 +1,123 @@
+"""Create the stage's resources on the emulator from infra.config: the same names and settings as the CDK app."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import ClientError
+
+from categorizer_cli.local.config import DEMO_PASSWORD, DEMO_USERNAME, REGION
+from infra import config as infra
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_pool_id: str
+    machine_client_id: str
+    machine_client_secret: str
+    user_client_id: str
+
+
+def client(service: str, endpoint: str):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - emulator
+
+
+def provision(endpoint: str, stage: infra.StageConfig, names: infra.ResourceNames) -> Identity:
+    """Idempotent: safe to run on a restored emulator."""
+    s3, sqs, dynamodb = client("s3", endpoint), client("sqs", endpoint), client("dynamodb", endpoint)
+    for bucket in (names.model_bucket, names.ingest_bucket, names.results_bucket, names.access_log_bucket):
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+    s3.put_bucket_versioning(Bucket=names.ingest_bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    queue = infra.queue_spec(stage, names)
+    dlq_url = sqs.create_queue(QueueName=queue.dlq_name, Attributes={
+        "MessageRetentionPeriod": str(queue.dlq_retention_seconds)})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(QueueName=queue.name, Attributes={
+        "VisibilityTimeout": str(queue.visibility_timeout_seconds),
+        "MessageRetentionPeriod": str(queue.retention_seconds),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}),
+    })["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=names.ingest_bucket, NotificationConfiguration={
+        "QueueConfigurations": [{
+            "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": infra.INGEST_PREFIX}]}},
+        }]})
+
+    existing = set(dynamodb.list_tables()["TableNames"])
+    for table in infra.table_specs(names):
+        if table.name not in existing:
+            dynamodb.create_table(**table.create_table_kwargs())
+    return _identity(endpoint, names)
+
+
+def _identity(endpoint: str, names: infra.ResourceNames) -> Identity:
+    idp = client("cognito-idp", endpoint)
+    pools = [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == names.user_pool]
+    if pools:
+        pool_id = pools[0]["Id"]
+    else:
+        pool_id = idp.create_user_pool(PoolName=names.user_pool, Policies={"PasswordPolicy": {
+            "MinimumLength": 12, "RequireUppercase": True, "RequireLowercase": True, "RequireNumbers": True,
+            "RequireSymbols": True}})["UserPool"]["Id"]
+        idp.create_resource_server(UserPoolId=pool_id, Identifier=infra.RESOURCE_SERVER_ID, Name="Categorizer API",
+                                   Scopes=[{"ScopeName": infra.CLASSIFY_SCOPE_NAME, "ScopeDescription": "classify"},
+                                           {"ScopeName": infra.FEEDBACK_SCOPE_NAME, "ScopeDescription": "feedback"}])
+        idp.create_user_pool_client(
+            UserPoolId=pool_id, ClientName=names.machine_client, GenerateSecret=True,
+            AllowedOAuthFlows=["client_credentials"], AllowedOAuthFlowsUserPoolClient=True,
+            AllowedOAuthScopes=[infra.CLASSIFY_SCOPE, infra.FEEDBACK_SCOPE])
+        idp.create_user_pool_client(UserPoolId=pool_id, ClientName=names.user_client, GenerateSecret=False,
+                                    ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+        for group in (infra.CLASSIFY_GROUP, infra.FEEDBACK_GROUP):
+            idp.create_group(UserPoolId=pool_id, GroupName=group)
+        idp.admin_create_user(UserPoolId=pool_id, Username=DEMO_USERNAME, MessageAction="SUPPRESS",
+                              TemporaryPassword=DEMO_PASSWORD)
+        idp.admin_set_user_password(UserPoolId=pool_id, Username=DEMO_USERNAME, Password=DEMO_PASSWORD,
+                                    Permanent=True)
+        for group in (infra.CLASSIFY_GROUP, infra.FEEDBACK_GROUP):
+            idp.admin_add_user_to_group(UserPoolId=pool_id, Username=DEMO_USERNAME, GroupName=group)
+    clients = {c["ClientName"]: c["ClientId"]
+               for c in idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]}
+    machine_id, user_id = clients[names.machine_client], clients[names.user_client]
+    secret = idp.describe_user_pool_client(UserPoolId=pool_id, ClientId=machine_id)["UserPoolClient"]["ClientSecret"]
+    return Identity(user_pool_id=pool_id, machine_client_id=machine_id, machine_client_secret=secret,
+                    user_client_id=user_id)
+
+
+def publish_champion(endpoint: str, names: infra.ResourceNames, bundle_dir, *, tarball) -> str:
+    """Upload a bundle as models/<version>/ and point the champion parameter at it (if none is set yet)."""
+    from categorizer.engine import load_bundle
+    from categorizer.model_store import ChampionPointer, model_key
+
+    bundle = load_bundle(bundle_dir)
+    s3, ssm = client("s3", endpoint), client("ssm", endpoint)
+    key = model_key(bundle.version)
+    s3.upload_file(str(tarball), names.model_bucket, key)
+    s3.upload_file(str(bundle.path / "manifest.json"), names.model_bucket,
+                   f"{infra.MODELS_PREFIX}{bundle.version}/manifest.json")
+    try:
+        current = ssm.get_parameter(Name=names.champion_parameter)["Parameter"]["Value"]
+        return ChampionPointer.parse(current).version
+    except ssm.exceptions.ParameterNotFound:
+        ssm.put_parameter(Name=names.champion_parameter, Type="String",
+                          Value=ChampionPointer(version=bundle.version, key=key).to_json())
+        return bundle.version
+
+
+def upload_training_data(endpoint: str, names: infra.ResourceNames, data_dir) -> None:
+    """The base training data and the fixed hold-out, once, as the training job's channels."""
+    s3 = client("s3", endpoint)
+    for name, channel in (("train.csv", "base"), ("test.csv", "holdout")):
+        key = f"{infra.TRAINING_PREFIX}{channel}/{name}"
+        listed = s3.list_objects_v2(Bucket=names.model_bucket, Prefix=key).get("KeyCount", 0)
+        if not listed:
+            s3.upload_file(str(data_dir / name), names.model_bucket, key)
