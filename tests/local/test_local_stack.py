@@ -1,0 +1,135 @@
+"""End to end on the local stack: start on loopback, token, classify, feedback, drop a file, restart, stop.
+
+The stack runs as `categorizer up` would run it for a user: a detached supervisor process with the
+emulator, the token endpoint, the API and the event pump, on free loopback ports in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-m", "categorizer_cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalStack:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ports = {"CATEGORIZER_MOTO_PORT": _free_port(), "CATEGORIZER_API_PORT": _free_port(),
+                      "CATEGORIZER_TOKEN_PORT": _free_port()}
+        self.env = {**os.environ, "CATEGORIZER_LOCAL_DIR": str(directory),
+                    **{k: str(v) for k, v in self.ports.items()}}
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=self.env, cwd=ROOT,
+                                timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            log = (self.directory / "stack.log").read_text(errors="replace")[-4000:] if (
+                self.directory / "stack.log").exists() else ""
+            raise AssertionError(f"categorizer {' '.join(args)} exited {result.returncode}\n"
+                                 f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}\nstack log:\n{log}")
+        return result
+
+    @property
+    def pid(self) -> int:
+        return int((self.directory / "stack.pid").read_text())
+
+    def outputs(self) -> dict:
+        (stack,) = json.loads((self.directory / "outputs.json").read_text()).values()
+        return stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, default_bundle: Path):
+    local = LocalStack(tmp_path_factory.mktemp("local-stack"))
+    local.cli("up")
+    yield local
+    local.cli("down", check=False)
+
+
+def test_up_prints_what_to_try_and_writes_cdk_shaped_outputs(stack: LocalStack):
+    outputs = stack.outputs()
+    for key in ("ApiUrl", "UserPoolId", "MachineClientId", "UserClientId", "TokenUrl", "IngestBucket",
+                "ResultsBucket", "ModelBucket", "ChampionParameter", "FeedbackTable", "IngestQueueUrl"):
+        assert outputs[key], key
+    assert outputs["ApiUrl"] == f"http://127.0.0.1:{stack.ports['CATEGORIZER_API_PORT']}"
+    again = stack.cli("up")  # idempotent: a second `up` reports the running stack
+    assert "already running" in again.stdout
+    assert "categorizer classify" in again.stdout and "categorizer drop" in again.stdout
+
+
+def test_tokens_from_cognito_for_people_and_machines(stack: LocalStack):
+    import jwt
+
+    person = jwt.decode(stack.cli("token").stdout.strip(), options={"verify_signature": False})
+    machine = jwt.decode(stack.cli("token", "--machine").stdout.strip(), options={"verify_signature": False})
+    pool = stack.outputs()["UserPoolId"]
+    assert person["iss"].endswith(pool) and machine["iss"].endswith(pool)
+    assert person["token_use"] == "access" and "cognito:groups" in person
+    assert set(machine["scope"].split()) == {"categorizer/classify", "categorizer/feedback"}
+
+
+def test_classify_then_feedback_through_the_api(stack: LocalStack):
+    answer = json.loads(stack.cli("classify", "--json", "I still have not received my new card").stdout)
+    (prediction,) = answer["predictions"]
+    assert prediction["label"] == "card_arrival"
+    sent = stack.cli("feedback", "--prediction-id", prediction["prediction_id"], "--text",
+                     "I still have not received my new card", "--predicted", prediction["label"],
+                     "--correct", "card_delivery_estimate")
+    assert json.loads(sent.stdout)["feedback_id"]
+    refused = stack.cli("feedback", "--prediction-id", "p-x", "--text", "t", "--predicted", "card_arrival",
+                        "--correct", "no_such_label", check=False)
+    assert refused.returncode == 1
+    assert "card_arrival" in refused.stdout  # the valid labels are listed
+
+
+def test_drop_a_csv_and_get_results_errors_and_manifest(stack: LocalStack):
+    dropped = stack.cli("drop", str(ROOT / "examples" / "support-messages.csv"), timeout=300)
+    assert "status      succeeded" in dropped.stdout
+    assert "rows        10 in, 9 classified, 1 rejected" in dropped.stdout
+    status = stack.cli("status")
+    assert "warnings: none" in status.stdout
+
+
+def test_restart_keeps_state_and_down_leaves_nothing_running(stack: LocalStack):
+    import boto3
+
+    pid = stack.pid
+    stack.cli("down")
+    assert not (stack.directory / "stack.pid").exists()
+    time.sleep(0.5)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not any(_port_open(port) for port in stack.ports.values())
+
+    stack.cli("up")
+    outputs = stack.outputs()
+    s3 = boto3.client("s3", endpoint_url=outputs["AwsEndpointUrl"], region_name="us-east-1",
+                      aws_access_key_id="local", aws_secret_access_key="local")
+    manifest = json.loads(s3.get_object(Bucket=outputs["ResultsBucket"],
+                                        Key="results/cli/support-messages.manifest.json")["Body"].read())
+    assert manifest["rows_in"] == manifest["rows_classified"] + manifest["rows_rejected"] == 10
+    dynamodb = boto3.client("dynamodb", endpoint_url=outputs["AwsEndpointUrl"], region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+    assert dynamodb.scan(TableName=outputs["FeedbackTable"])["Count"] >= 1
