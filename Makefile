@@ -8,7 +8,7 @@ MODEL := artifacts/model/manifest.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install model model-full up down test lint bench clean synth
+.PHONY: help install model model-full up down test lint bench load clean synth
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -53,6 +53,9 @@ node_modules/.bin/cdk: package.json
 synth: $(STAMP) node_modules/.bin/cdk  ## synthesize dev + prod offline (real layer build), cdk-nag, cfn-lint
 	AWS_EC2_METADATA_DISABLED=true node_modules/.bin/cdk synth -c stage=all --quiet
 	$(BIN)/cfn-lint --config-file infra/cfnlintrc.yaml cdk.out/Categorizer-*.template.json
+
+load: $(MODEL)  ## bounded load test of the local API on loopback (concurrency 8)
+	$(BIN)/python bench/load_api.py
 
 clean:
 	rm -rf $(VENV) artifacts cdk.out .local layers/build
