@@ -54,6 +54,21 @@ class Settings:
     results_prefix: str
     max_file_bytes: int
     idempotency_table: str | None
+    # Learning loop (set by infra/config.py function_environment; defaults match the local stack).
+    training_prefix: str = "training/"  # base/, holdout/ and feedback/<job>/ exports in the model bucket
+    training_output_prefix: str = "training-jobs/"  # SageMaker OutputDataConfig path in the model bucket
+    decisions_prefix: str = "decisions/"  # promotion / rejection / rollback records
+    training_job_prefix: str = "categorizer-local"
+    training_role_arn: str | None = None
+    training_image_uri: str | None = None
+    training_source_uri: str | None = None  # s3://.../sourcedir.tar.gz (model_build + categorizer)
+    training_entry_point: str = "model_build/sagemaker_entry.py"
+    training_instance_type: str = "ml.m5.xlarge"
+    training_use_spot: bool = True
+    training_max_runtime_seconds: int = 3600
+    training_max_wait_seconds: int = 7200
+    min_new_feedback: int = 50
+    promotion_max_class_f1_drop: float = 0.05
 
     @property
     def token_issuer(self) -> str | None:
@@ -100,6 +115,20 @@ class Settings:
             results_prefix=env("RESULTS_PREFIX", "results/"),
             max_file_bytes=_int("MAX_FILE_BYTES", 512 * 1024 * 1024),
             idempotency_table=env("IDEMPOTENCY_TABLE") or None,
+            training_prefix=env("TRAINING_PREFIX", "training/"),
+            training_output_prefix=env("TRAINING_OUTPUT_PREFIX", "training-jobs/"),
+            decisions_prefix=env("DECISIONS_PREFIX", "decisions/"),
+            training_job_prefix=env("TRAINING_JOB_PREFIX", "categorizer-local"),
+            training_role_arn=env("TRAINING_ROLE_ARN") or None,
+            training_image_uri=env("TRAINING_IMAGE_URI") or None,
+            training_source_uri=env("TRAINING_SOURCE_URI") or None,
+            training_entry_point=env("TRAINING_ENTRY_POINT", "model_build/sagemaker_entry.py"),
+            training_instance_type=env("TRAINING_INSTANCE_TYPE", "ml.m5.xlarge"),
+            training_use_spot=env("TRAINING_USE_SPOT", "true").strip().lower() in {"1", "true", "yes"},
+            training_max_runtime_seconds=_int("TRAINING_MAX_RUNTIME_SECONDS", 3600),
+            training_max_wait_seconds=_int("TRAINING_MAX_WAIT_SECONDS", 7200),
+            min_new_feedback=_int("MIN_NEW_FEEDBACK", 50),
+            promotion_max_class_f1_drop=float(env("PROMOTION_MAX_CLASS_F1_DROP", "0.05")),
         )
 
 

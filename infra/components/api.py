@@ -1,0 +1,229 @@
+"""The REST API in front of the API function.
+
+Lambda proxy integration on explicit routes; a Cognito authorizer on every route but `GET /v1/health`, with
+the route's OAuth scopes (or, for people, the user-token scope: the app then checks their groups); request
+validation; stage throttling and a usage plan; JSON access logs; X-Ray; gateway errors in the app's error
+shape (`{"error": {"code", "message", "details"}}`); a WAF web ACL when the stage asks for one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from infra import config
+from infra.components.nag import acknowledge
+
+HEALTH_PATH = "/v1/health"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    scopes: tuple[str, ...]  # empty: public
+    model: str | None = None  # request body model name (validated by API Gateway)
+
+
+ROUTES = (
+    Route("GET", HEALTH_PATH, ()),
+    Route("POST", "/v1/classify", (config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE), "ClassifyRequest"),
+    Route("GET", "/v1/model", (config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE)),
+    Route("POST", "/v1/feedback", (config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE), "FeedbackRequest"),
+    Route("GET", "/openapi.json", (config.CLASSIFY_SCOPE, config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE)),
+    Route("GET", "/docs", (config.CLASSIFY_SCOPE, config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE)),
+)
+
+# Coarse shape checks only: the app gives the precise 413/422 answers (limits, labels, lengths).
+REQUEST_MODELS = {
+    "ClassifyRequest": {
+        "type": "object",
+        "properties": {"texts": {"type": "array", "items": {"type": "string"}}, "text": {"type": "string"},
+                       "top_k": {"type": "integer"}},
+    },
+    "FeedbackRequest": {
+        "type": "object",
+        "required": ["prediction_id", "text", "predicted_label", "correct_label"],
+        "properties": {name: {"type": "string"} for name in
+                       ("prediction_id", "text", "predicted_label", "correct_label", "comment")},
+    },
+}
+
+
+def _error_template(code: str, message: str) -> str:
+    # API Gateway fills $context variables; the rest is the app's error shape.
+    return json.dumps({"error": {"code": code, "message": message, "details": None}})
+
+
+# Gateway-generated answers in the app's error shape. 400 body-validation errors become 422 like the app's.
+GATEWAY_RESPONSES = (
+    (apigw.ResponseType.UNAUTHORIZED, "401", "unauthorized", "$context.error.message"),
+    (apigw.ResponseType.ACCESS_DENIED, "403", "forbidden", "$context.error.message"),
+    (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "404", "not_found", "no such route"),
+    (apigw.ResponseType.BAD_REQUEST_BODY, "422", "invalid_request", "$context.error.validationErrorString"),
+    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large", "$context.error.message"),
+    (apigw.ResponseType.THROTTLED, "429", "throttled", "$context.error.message"),
+    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", "$context.error.message"),
+    (apigw.ResponseType.DEFAULT_4_XX, None, "bad_request", "$context.error.message"),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "upstream_error", "$context.error.message"),
+)
+
+
+class ClassificationApi(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, handler: lambda_.IFunction,
+                 user_pool: cognito.IUserPool, stage: config.StageConfig, names: config.ResourceNames,
+                 removal_policy: cdk.RemovalPolicy, log_retention: logs.RetentionDays) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", log_group_name=f"/aws/apigateway/{names.api}/access",
+            retention=log_retention, removal_policy=removal_policy,
+        )
+        self.api = apigw.RestApi(
+            self, "Api",
+            rest_api_name=names.api,
+            description="categorizer: classify text, send feedback",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,  # needed once per account/region for execution logs
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage.name,
+                throttling_rate_limit=stage.api_throttle_rate,
+                throttling_burst_limit=stage.api_throttle_burst,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # never log request bodies (texts may be personal data)
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True,
+                ),
+            ),
+        )
+        for response_type, status, code, message in GATEWAY_RESPONSES:
+            self.api.add_gateway_response(
+                f"Gateway{response_type.response_type}", type=response_type, status_code=status,
+                templates={"application/json": _error_template(code, message)},
+                response_headers=({"WWW-Authenticate": "'Bearer realm=\"categorizer\"'"}
+                                  if code == "unauthorized" else None),
+            )
+
+        self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "Authorizer", cognito_user_pools=[user_pool], authorizer_name=f"{names.api}-cognito",
+            results_cache_ttl=cdk.Duration.minutes(5),
+        )
+        self.body_validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True)
+        models = {
+            name: self.api.add_model(name, content_type="application/json", model_name=name,
+                                     schema=apigw.JsonSchema(
+                                         schema=apigw.JsonSchemaVersion.DRAFT4,
+                                         type=apigw.JsonSchemaType.OBJECT,
+                                         required=schema.get("required"),
+                                         properties={k: apigw.JsonSchema(type=_json_type(v["type"]))
+                                                     for k, v in schema["properties"].items()}))
+            for name, schema in REQUEST_MODELS.items()
+        }
+        integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
+        self.methods: dict[str, apigw.Method] = {}
+        for route in ROUTES:
+            resource = self.api.root.resource_for_path(route.path)
+            protected = bool(route.scopes)
+            method = resource.add_method(
+                route.method, integration,
+                authorizer=self.authorizer if protected else None,
+                authorization_type=apigw.AuthorizationType.COGNITO if protected else apigw.AuthorizationType.NONE,
+                authorization_scopes=list(route.scopes) if protected else None,
+                api_key_required=stage.require_api_key and protected,
+                request_validator=self.body_validator if route.model else None,
+                request_models={"application/json": models[route.model]} if route.model else None,
+            )
+            self.methods[f"{route.method} {route.path}"] = method
+            if not protected:
+                for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                    acknowledge(method, rule, "The health check is public on purpose (load balancers, uptime "
+                                              "probes); it returns only status and the model version.")
+
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan", name=f"{names.api}-default",
+            description="Default throttle and quota for API keys issued to partners",
+            throttle=apigw.ThrottleSettings(rate_limit=stage.api_throttle_rate,
+                                            burst_limit=stage.api_throttle_burst),
+            quota=apigw.QuotaSettings(limit=stage.api_quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+
+        cloud_watch_role = self.api.node.find_child("CloudWatchRole")
+        acknowledge(cloud_watch_role,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AmazonAPIGatewayPushToCloudWatchLogs]",
+                    "The account-level role API Gateway uses to write execution logs; AWS's own policy for it.")
+
+        self.web_acl = self._web_acl(names, stage) if stage.waf_enabled else None
+        if self.web_acl is None:
+            acknowledge(self.api.deployment_stage, "AwsSolutions-APIG3",
+                        "WAF is enabled in prod only (stage config waf_enabled); dev is throttled and "
+                        "authenticated.")
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    def _web_acl(self, names: config.ResourceNames, stage: config.StageConfig) -> wafv2.CfnWebACL:
+        def managed(name: str, priority: int, excluded: tuple[str, ...] = ()) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name, priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=name,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
+                            for rule in excluded
+                        ] or None,
+                    )),
+                visibility_config=_visibility(name),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self, "WebAcl",
+            name=f"{names.api}-acl", scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(f"{names.api}-acl"),
+            rules=[
+                # Classify bodies are up to 256 texts x 10,000 characters: the 8 KB body rule would block them.
+                managed("AWSManagedRulesCommonRuleSet", 0, excluded=("SizeRestrictions_BODY",)),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 1),
+                managed("AWSManagedRulesAmazonIpReputationList", 2),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp", priority=3,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=stage.waf_rate_limit_per_5min, aggregate_key_type="IP")),
+                    visibility_config=_visibility("RateLimitPerIp"),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn,
+                                   web_acl_arn=acl.attr_arn)
+        return acl
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name.replace("-", ""), sampled_requests_enabled=True)
+
+
+def _json_type(name: str) -> apigw.JsonSchemaType:
+    return {"object": apigw.JsonSchemaType.OBJECT, "array": apigw.JsonSchemaType.ARRAY,
+            "string": apigw.JsonSchemaType.STRING, "integer": apigw.JsonSchemaType.INTEGER}[name]

@@ -1,0 +1,61 @@
+"""DynamoDB tables from the shared specs in infra.config: on-demand, PITR, encrypted, deletion-protected in prod."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.config import KeyAttribute, TableSpec
+
+_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
+          "B": dynamodb.AttributeType.BINARY}
+
+
+def _attribute(key: KeyAttribute | None) -> dynamodb.Attribute | None:
+    return dynamodb.Attribute(name=key.name, type=_TYPES[key.type]) if key else None
+
+
+class Table(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, spec: TableSpec, retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.spec = spec
+        self.table = dynamodb.TableV2(
+            self, "Table",
+            table_name=spec.name,
+            partition_key=_attribute(spec.partition_key),
+            sort_key=_attribute(spec.sort_key),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            time_to_live_attribute=spec.ttl_attribute,
+            deletion_protection=retain,
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=index.name, partition_key=_attribute(index.partition_key),
+                    sort_key=_attribute(index.sort_key),
+                    projection_type=dynamodb.ProjectionType[index.projection],
+                ) for index in spec.indexes
+            ] or None,
+        )
+
+    def grant(self, grantee: iam.IGrantable, *actions: str, indexes: Sequence[str] = ()) -> None:
+        """Exact DynamoDB actions on this table (and the named indexes, for Query/Scan)."""
+        resources = [self.table.table_arn, *(f"{self.table.table_arn}/index/{name}" for name in indexes)]
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=[f"dynamodb:{action}" for action in actions], resources=resources,
+        ))
+
+
+class Tables(Construct):
+    """The feedback table (the API's key design). Batch idempotency needs no table: it keys on the manifest."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, specs: Sequence[TableSpec], retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        by_name = {spec.logical_name: spec for spec in specs}
+        self.feedback = Table(self, "Feedback", spec=by_name["feedback"], retain=retain)

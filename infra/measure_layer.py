@@ -1,0 +1,102 @@
+"""Build the dependency layer the way `cdk synth` does, import-check it on Python 3.13, record its size.
+
+    .venv/bin/python -m infra.measure_layer        # writes infra/layer-size.json
+
+Lambda's limit is 250 MB unzipped for the function code plus all its layers.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from infra import config
+from infra.layer_build import (
+    FUNCTIONS_DIR,
+    LAMBDA_PYTHON,
+    LAYERS_DIR,
+    build_layer,
+    directory_size,
+    find_lambda_python,
+    pip_install_command,
+)
+
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+RESULT_FILE = Path(__file__).with_name("layer-size.json")
+
+
+def code_size() -> int:
+    """The function code asset: functions/ without bytecode caches (see CodeAssets' excludes)."""
+    return sum(p.stat().st_size for p in FUNCTIONS_DIR.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc"))
+
+
+def install_runtime_sdk(target: Path) -> Path:
+    """boto3 & co. as the Lambda runtime provides them (not part of the layer)."""
+    subprocess.run(pip_install_command(LAYERS_DIR / "runtime" / "provided-by-lambda.txt", target), check=True)  # noqa: S603
+    return target
+
+
+def import_check(python: str, paths: list[Path], module: str) -> float:
+    """Import `module` in a fresh bare interpreter (-S: no site-packages) with only `paths`, like Lambda.
+
+    Returns the import time in seconds (a cold start's import share, on this machine)."""
+    script = (
+        "import sys, time\n"
+        f"sys.path[:0] = {[str(p) for p in paths]!r}\n"
+        f"start = time.perf_counter(); import {module}; print(time.perf_counter() - start)\n"
+    )
+    env = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([python, "-S", "-c", script], capture_output=True, text=True, env=env,  # noqa: S603
+                            check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"importing {module} failed on {python}:\n{result.stderr[-4000:]}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def handler_modules() -> list[str]:
+    """The handler modules the stack points at that exist in functions/ today."""
+    modules = sorted(handler.rsplit(".", 1)[0] for handler in config.HANDLERS.values())
+    return [m for m in modules if (FUNCTIONS_DIR / (m.replace(".", "/") + ".py")).is_file()]
+
+
+def main() -> int:
+    python = find_lambda_python()
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        layer = build_layer(LAYERS_DIR / "runtime" / "requirements.txt", Path(tmp) / "layer")
+        build_seconds = time.perf_counter() - started
+        layer_bytes, code_bytes = directory_size(layer), code_size()
+        imports = {}
+        if python:
+            sdk = install_runtime_sdk(Path(tmp) / "sdk")
+            imports = {m: import_check(python, [layer, sdk, FUNCTIONS_DIR], m) for m in handler_modules()}
+        largest = sorted(((directory_size(p) if p.is_dir() else p.stat().st_size, p.name)
+                          for p in layer.iterdir()), reverse=True)[:8]
+    result = {
+        "command": "python -m infra.measure_layer",
+        "python_target": LAMBDA_PYTHON,
+        "bytecode_compiled_with": python,
+        "host": platform.platform(),
+        "layer_unzipped_bytes": layer_bytes,
+        "code_unzipped_bytes": code_bytes,
+        "total_unzipped_mb": round((layer_bytes + code_bytes) / 1024 / 1024, 1),
+        "limit_mb": 250,
+        "headroom_mb": round((LAMBDA_UNZIPPED_LIMIT - layer_bytes - code_bytes) / 1024 / 1024, 1),
+        "largest_packages_mb": {name: round(size / 1024 / 1024, 1) for size, name in largest},
+        "build_seconds": round(build_seconds, 1),
+        "cold_import_seconds_py313": {k: round(v, 2) for k, v in imports.items()},
+        "note": "The model bundle is not in the package: functions download it to /tmp (ephemeral storage).",
+    }
+    RESULT_FILE.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    return 0 if layer_bytes + code_bytes < LAMBDA_UNZIPPED_LIMIT else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,574 @@
+"""What the synthesized stacks guarantee: auth on the API, least privilege, data settings, the batch wiring
+without a recursion path, the learning loop, alarms, logs and tracing. One synth for the session."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra import config
+from infra.config import FunctionName
+from tests.infra.template_queries import as_list, grants, logical_id, render, role_statements
+
+pytestmark = pytest.mark.slow  # one synth of both stacks per session (tests/infra/conftest.py)
+
+STAGES = ("dev", "prod")
+LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+XRAY = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+FUNCTION_PREFIX = {FunctionName.API: "ApiFunction", FunctionName.BATCH: "BatchFunction",
+                   FunctionName.START_TRAINING: "StartTrainingFunction", FunctionName.PROMOTE: "PromoteFunction"}
+
+
+def _api_paths(resources: dict[str, dict]) -> dict[str, str]:
+    """ApiGateway::Resource logical id -> full path."""
+    api_resources = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::ApiGateway::Resource"}
+
+    def path(resource_id: str) -> str:
+        props = api_resources[resource_id]
+        parent = props["ParentId"]
+        prefix = path(parent["Ref"]) if "Ref" in parent and parent["Ref"] in api_resources else ""
+        return f"{prefix}/{props['PathPart']}"
+
+    return {resource_id: path(resource_id) for resource_id in api_resources}
+
+
+# --- API --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_route_but_health_requires_a_cognito_token_with_the_route_scopes(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    paths = _api_paths(resources)
+    methods = {f"{r['Properties']['HttpMethod']} {paths[r['Properties']['ResourceId']['Ref']]}": r["Properties"]
+               for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"}
+    assert set(methods) == {"GET /v1/health", "POST /v1/classify", "GET /v1/model", "POST /v1/feedback",
+                            "GET /openapi.json", "GET /docs"}
+    authorizer = logical_id(resources, "ApiAuthorizer", "AWS::ApiGateway::Authorizer")
+    assert resources[authorizer]["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    for route, props in methods.items():
+        assert props["Integration"]["Type"] == "AWS_PROXY", route
+        if route == "GET /v1/health":
+            assert props["AuthorizationType"] == "NONE"
+            continue
+        assert props["AuthorizationType"] == "COGNITO_USER_POOLS", route
+        assert props["AuthorizerId"] == {"Ref": authorizer}, route
+        assert props["AuthorizationScopes"], route
+    assert set(methods["POST /v1/classify"]["AuthorizationScopes"]) == {config.CLASSIFY_SCOPE,
+                                                                       config.USER_TOKEN_SCOPE}
+    assert set(methods["POST /v1/feedback"]["AuthorizationScopes"]) == {config.FEEDBACK_SCOPE,
+                                                                       config.USER_TOKEN_SCOPE}
+    # A machine token with only the classify scope never reaches the feedback route.
+    assert config.CLASSIFY_SCOPE not in methods["POST /v1/feedback"]["AuthorizationScopes"]
+    for route in ("POST /v1/classify", "POST /v1/feedback"):
+        assert "RequestValidatorId" in methods[route] and methods[route]["RequestModels"], route
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_stage_throttles_logs_traces_and_has_a_usage_plan(synthesized, stage):
+    settings = config.load_stage(stage)
+    template = synthesized.template(stage)
+    template.has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": stage,
+        "TracingEnabled": True,
+        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp('"status"')},
+        "MethodSettings": Match.array_with([Match.object_like({
+            "HttpMethod": "*", "ResourcePath": "/*", "DataTraceEnabled": False, "MetricsEnabled": True,
+            "ThrottlingRateLimit": settings.api_throttle_rate,
+            "ThrottlingBurstLimit": settings.api_throttle_burst,
+        })]),
+    })
+    template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
+        "Quota": {"Limit": settings.api_quota_per_day, "Period": "DAY"},
+        "Throttle": {"RateLimit": settings.api_throttle_rate, "BurstLimit": settings.api_throttle_burst},
+    })
+    # Gateway-made errors keep the app's error shape; 401 says how to authenticate.
+    template.has_resource_properties("AWS::ApiGateway::GatewayResponse", {
+        "ResponseType": "UNAUTHORIZED", "StatusCode": "401",
+        "ResponseParameters": {"gatewayresponse.header.WWW-Authenticate": Match.string_like_regexp("Bearer")},
+        "ResponseTemplates": {"application/json": Match.string_like_regexp('"error"')},
+    })
+    template.has_resource_properties("AWS::ApiGateway::GatewayResponse", {
+        "ResponseType": "BAD_REQUEST_BODY", "StatusCode": "422"})
+
+
+def test_waf_protects_prod_only(synthesized):
+    assert synthesized.resources("dev", "AWS::WAFv2::WebACL") == {}
+    prod = synthesized.template("prod")
+    prod.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    prod.has_resource_properties("AWS::WAFv2::WebACL", {
+        "Scope": "REGIONAL",
+        "Rules": Match.array_with([Match.object_like({
+            "Name": "AWSManagedRulesCommonRuleSet",
+            # Classify bodies exceed the managed 8 KB body-size rule: it only counts.
+            "Statement": {"ManagedRuleGroupStatement": Match.object_like({
+                "RuleActionOverrides": [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]})},
+        }), Match.object_like({"Name": "RateLimitPerIp", "Action": {"Block": {}}})]),
+    })
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_cognito_pool_clients_scopes_and_groups(synthesized, stage):
+    template = synthesized.template(stage)
+    template.has_resource_properties("AWS::Cognito::UserPool", {
+        "Policies": {"PasswordPolicy": {"MinimumLength": config.PASSWORD_MIN_LENGTH, "RequireLowercase": True,
+                                        "RequireUppercase": True, "RequireNumbers": True, "RequireSymbols": True,
+                                        "TemporaryPasswordValidityDays": 3,
+                                        **({"PasswordHistorySize": 5} if stage == "prod" else {})}},
+        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+    })
+    template.has_resource_properties("AWS::Cognito::UserPoolResourceServer", {
+        "Identifier": config.RESOURCE_SERVER_ID,
+        "Scopes": [{"ScopeName": config.CLASSIFY_SCOPE_NAME, "ScopeDescription": Match.any_value()},
+                   {"ScopeName": config.FEEDBACK_SCOPE_NAME, "ScopeDescription": Match.any_value()}],
+    })
+    clients = {r["Properties"]["ClientName"]: r["Properties"]
+               for r in synthesized.resources(stage, "AWS::Cognito::UserPoolClient").values()}
+    machine, user = clients[f"categorizer-{stage}-machine"], clients[f"categorizer-{stage}-user"]
+    server = logical_id(synthesized.templates[stage]["Resources"], "IdentityUserPoolResourceServer")
+    assert machine["GenerateSecret"] is True and machine["AllowedOAuthFlows"] == ["client_credentials"]
+    assert [render(scope) for scope in machine["AllowedOAuthScopes"]] == [
+        f"{server}/{config.CLASSIFY_SCOPE_NAME}", f"{server}/{config.FEEDBACK_SCOPE_NAME}"]
+    assert machine.get("ExplicitAuthFlows", ["ALLOW_REFRESH_TOKEN_AUTH"]) == ["ALLOW_REFRESH_TOKEN_AUTH"]
+    assert user["GenerateSecret"] is False and "AllowedOAuthFlows" not in user
+    assert {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"} <= set(user["ExplicitAuthFlows"])
+    groups = {r["Properties"]["GroupName"]
+              for r in synthesized.resources(stage, "AWS::Cognito::UserPoolGroup").values()}
+    assert groups == {config.CLASSIFY_GROUP, config.FEEDBACK_GROUP}
+
+
+# --- Least privilege ---------------------------------------------------------------------------------------
+
+
+def _role_of(resources: dict[str, dict], function: FunctionName) -> str:
+    fn = logical_id(resources, FUNCTION_PREFIX[function], "AWS::Lambda::Function")
+    return resources[fn]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[tuple[str, str]]:
+    models = logical_id(resources, "ModelsBucket", "AWS::S3::Bucket") + ".Arn"
+    ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket") + ".Arn"
+    results = logical_id(resources, "FilesResults", "AWS::S3::Bucket") + ".Arn"
+    table = logical_id(resources, "TablesFeedbackTable", "AWS::DynamoDB::GlobalTable") + ".Arn"
+    index = f"{table}/index/{config.FEEDBACK_BY_PREDICTION_INDEX}"
+    champion = logical_id(resources, "ModelsChampion", "AWS::SSM::Parameter")
+    champion_arn = f"arn:AWS::Partition:ssm:AWS::Region:AWS::AccountId:parameter{champion}"
+    logs = logical_id(resources, FUNCTION_PREFIX[function] + "Logs", "AWS::Logs::LogGroup") + ".Arn"
+    jobs = "arn:AWS::Partition:sagemaker:AWS::Region:AWS::AccountId:training-job/categorizer-{stage}-*"
+
+    def objects(bucket: str, actions: tuple[str, ...], *prefixes: str) -> set[tuple[str, str]]:
+        return {(a, f"{bucket}/{p}*") for a in actions for p in prefixes}
+
+    def listing(bucket: str, *prefixes: str) -> tuple[str, str]:
+        return ("s3:ListBucket", f"{bucket} if StringLike:s3:prefix={sorted(p + '*' for p in prefixes)}")
+
+    read, write = ("s3:GetObject", "s3:GetObjectVersion"), ("s3:PutObject", "s3:AbortMultipartUpload")
+    common = {(a, logs) for a in LOGS} | {(a, "*") for a in XRAY}
+    if function is FunctionName.API:
+        return common | objects(models, read, "models/") | {listing(models, "models/")} | {
+            ("ssm:GetParameter", champion_arn),
+            *((f"dynamodb:{a}", r) for a in ("PutItem", "GetItem", "Query") for r in (table, index))}
+    if function is FunctionName.BATCH:
+        queue = logical_id(resources, "IngestQueue", "AWS::SQS::Queue") + ".Arn"
+        return common | objects(models, read, "models/") | {listing(models, "models/")} | {
+            ("ssm:GetParameter", champion_arn)} | objects(ingest, read, "ingest/") | {listing(ingest, "ingest/")} | \
+            objects(results, read + write, "results/") | {listing(results, "results/")} | {
+            (f"sqs:{a}", queue) for a in ("ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility",
+                                          "GetQueueAttributes", "GetQueueUrl")}
+    failures = logical_id(resources, "LearningLoopFailures", "AWS::SQS::Queue") + ".Arn"
+    send_failures = {(f"sqs:{a}", failures) for a in ("SendMessage", "GetQueueAttributes", "GetQueueUrl")}
+    stage = resources[champion]["Properties"]["Name"].split("/")[2]
+    jobs = jobs.format(stage=stage)
+    if function is FunctionName.START_TRAINING:
+        sagemaker_role = logical_id(resources, "TrainingRole", "AWS::IAM::Role") + ".Arn"
+        return common | send_failures | objects(models, read, "training/", "models/") | {
+            listing(models, "training/", "models/")} | objects(models, write, "training/") | {
+            ("ssm:GetParameter", champion_arn),
+            *((f"dynamodb:{a}", r) for a in ("Query", "Scan") for r in (table, index)),
+            *((f"sagemaker:{a}", jobs) for a in ("CreateTrainingJob", "DescribeTrainingJob", "AddTags")),
+            ("iam:PassRole", f"{sagemaker_role} if StringEquals:iam:PassedToService=['sagemaker.amazonaws.com']")}
+    prefixes = ("training-jobs/", "training/", "models/", "decisions/")
+    return common | send_failures | objects(models, read, *prefixes) | {listing(models, *prefixes)} | \
+        objects(models, write, "models/", "decisions/") | {
+        ("ssm:GetParameter", champion_arn), ("ssm:PutParameter", champion_arn),
+        *((f"dynamodb:{a}", r) for a in ("Query", "Scan") for r in (table, index)),
+        ("sagemaker:DescribeTrainingJob", jobs)}
+
+
+@pytest.mark.parametrize("function", list(FunctionName))
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_function_role_holds_exactly_its_grants(synthesized, stage, function):
+    resources = synthesized.templates[stage]["Resources"]
+    role = _role_of(resources, function)
+    assert resources[role]["Properties"].get("ManagedPolicyArns") is None  # no AWS managed policies
+    assert grants(resources, role) == _expected_grants(resources, function)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_iam_policy_allows_wildcard_actions(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    roles = [k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for role in roles:
+        for statement in role_statements(resources, role):
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, (role, action)
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":  # none today; keep them honest if added
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                assert all("*" not in a for a in as_list(statement["Action"]))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sagemaker_role_reads_training_data_writes_job_output_and_is_confined_to_stage_jobs(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    role = logical_id(resources, "TrainingRole", "AWS::IAM::Role")
+    trust = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert render(trust["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(f"training-job/categorizer-{stage}-*")
+    pairs = grants(resources, role)
+    models = logical_id(resources, "ModelsBucket", "AWS::S3::Bucket") + ".Arn"
+    writes = {r for a, r in pairs if a in ("s3:PutObject", "s3:AbortMultipartUpload")}
+    assert writes == {f"{models}/training-jobs/*"}
+    assert ("s3:GetObject", f"{models}/training/*") in pairs
+    assert {a for a, _ in pairs if a.startswith("ecr:")} == {
+        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage"}
+
+
+# --- Data --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_feedback_table_is_on_demand_with_pitr_encryption_and_the_api_key_design(synthesized, stage):
+    retain = stage == "prod"
+    template = synthesized.template(stage)
+    template.resource_count_is("AWS::DynamoDB::GlobalTable", 1)
+    template.has_resource("AWS::DynamoDB::GlobalTable", {
+        "DeletionPolicy": "Retain" if retain else "Delete",
+        "Properties": Match.object_like({
+            "TableName": f"categorizer-{stage}-feedback",
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
+            "GlobalSecondaryIndexes": [{
+                "IndexName": config.FEEDBACK_BY_PREDICTION_INDEX,
+                "KeySchema": [{"AttributeName": "prediction_id", "KeyType": "HASH"},
+                              {"AttributeName": "created_at", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"}}],
+            "Replicas": [Match.object_like({
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": retain,
+            })],
+        }),
+    })
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_bucket_denies_plain_http_blocks_public_access_encrypts_and_expires(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    buckets = synthesized.resources(stage, "AWS::S3::Bucket")
+    assert len(buckets) == 4
+    policies = {render(r["Properties"]["Bucket"]): r["Properties"]["PolicyDocument"]["Statement"]
+                for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"}
+    log_bucket = logical_id(resources, "AccessLogsBucket", "AWS::S3::Bucket")
+    for bucket_id, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True}, bucket_id
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert props["LifecycleConfiguration"]["Rules"], bucket_id
+        assert bucket["DeletionPolicy"] == ("Retain" if stage == "prod" else "Delete")
+        if bucket_id != log_bucket:
+            assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": log_bucket}, bucket_id
+        denies_http = [s for s in policies[bucket_id] if s["Effect"] == "Deny"
+                       and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"]
+        assert denies_http, f"{bucket_id} accepts plain HTTP"
+        assert any(s.get("Condition", {}).get("NumericLessThan", {}).get("s3:TlsVersion") == 1.2
+                   for s in policies[bucket_id]), bucket_id
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_queues_and_alarm_topic_are_encrypted_and_deny_plain_http(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    queues = synthesized.resources(stage, "AWS::SQS::Queue")
+    assert all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
+    protected = set()
+    for resource in resources.values():
+        if resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            if any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+                   for s in statements if "Condition" in s and "Bool" in s["Condition"]):
+                key = "Queues" if resource["Type"] == "AWS::SQS::QueuePolicy" else "Topics"
+                protected |= {render(x) for x in resource["Properties"][key]}
+    assert {f"{q}" for q in queues} <= protected
+    topic = synthesized.resources(stage, "AWS::SNS::Topic")
+    (topic_id, topic_resource), = topic.items()
+    assert "KmsMasterKeyId" in topic_resource["Properties"]
+    assert topic_id in protected
+
+
+# --- Batch wiring --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ingest_notifications_fire_only_under_the_ingest_prefix_into_the_queue(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket")
+    queue = logical_id(resources, "IngestQueue", "AWS::SQS::Queue")
+    notified = {k: r["Properties"]["NotificationConfiguration"] for k, r in resources.items()
+                if r["Type"] == "AWS::S3::Bucket" and "NotificationConfiguration" in r["Properties"]}
+    assert list(notified) == [ingest]
+    (rule,) = notified[ingest]["QueueConfigurations"]
+    assert rule["Event"] == "s3:ObjectCreated:*"
+    assert rule["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+    assert rule["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": config.INGEST_PREFIX}]
+    assert "LambdaConfigurations" not in notified[ingest] and "TopicConfigurations" not in notified[ingest]
+    # S3 may only send from this bucket and account; the bucket waits for that policy.
+    (policy,) = [r for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"
+                 and r["Properties"]["Queues"] == [{"Ref": queue}]]
+    allow = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allow] == [{"Service": "s3.amazonaws.com"}]
+    assert render(allow[0]["Condition"]["ArnEquals"]["aws:SourceArn"]).startswith(
+        f"arn:AWS::Partition:s3:::categorizer-{stage}-ingest-")
+    policy_id = next(k for k, r in resources.items() if r is policy)
+    assert policy_id in resources[ingest]["DependsOn"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_queue_has_a_dlq_and_the_batch_function_reports_partial_failures(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    queue = logical_id(resources, "IngestQueue", "AWS::SQS::Queue")
+    dlq = logical_id(resources, "IngestQueueDeadLetters", "AWS::SQS::Queue")
+    props = resources[queue]["Properties"]
+    assert props["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
+                                      "maxReceiveCount": settings.max_receive_count}
+    assert props["VisibilityTimeout"] == 6 * settings.batch_function.timeout_seconds
+    assert resources[dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    batch = logical_id(resources, "BatchFunction", "AWS::Lambda::Function")
+    (mapping,) = synthesized.resources(stage, "AWS::Lambda::EventSourceMapping").values()
+    assert {k: v for k, v in mapping["Properties"].items() if k != "Tags"} == {
+        "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]}, "FunctionName": {"Ref": batch},
+        "BatchSize": settings.batch_size, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": settings.batch_max_concurrency},
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_recursion_path_from_batch_outputs_back_to_the_batch_function(synthesized, stage):
+    """Outputs go to a bucket without notifications; the function can never write where notifications fire."""
+    resources = synthesized.templates[stage]["Resources"]
+    ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket")
+    results = logical_id(resources, "FilesResults", "AWS::S3::Bucket")
+    assert "NotificationConfiguration" not in resources[results]["Properties"]
+    written = {r for a, r in grants(resources, _role_of(resources, FunctionName.BATCH))
+               if a in ("s3:PutObject", "s3:AbortMultipartUpload")}
+    assert written == {f"{results}.Arn/{config.RESULTS_PREFIX}*"}
+    assert not any(ingest in r for r in written)
+    # Nothing else writes under the ingest prefix either (only people and partners drop files).
+    for function in FunctionName:
+        for action, resource in grants(resources, _role_of(resources, function)):
+            if action.startswith("s3:Put"):
+                assert ingest not in resource, (function, action, resource)
+    # The settings the function reads agree: outputs in the results bucket, outside the ingest prefix.
+    env = config.function_environment(FunctionName.BATCH, stage=config.load_stage(stage),
+                                      names=config.resource_names(stage, account="1", region="r"))
+    assert env["RESULTS_BUCKET"] != config.resource_names(stage, account="1", region="r").ingest_bucket
+    assert not env["RESULTS_PREFIX"].startswith(env["INGEST_PREFIX"])
+
+
+# --- Functions, logs, tracing, async failures --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_function_traces_logs_to_its_own_group_with_retention_and_uses_the_layer(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    functions = synthesized.resources(stage, "AWS::Lambda::Function")
+    assert len(functions) == len(FunctionName)
+    layer = logical_id(resources, "CodeDependencies", "AWS::Lambda::LayerVersion")
+    for function_id, function in functions.items():
+        props = function["Properties"]
+        assert props["TracingConfig"] == {"Mode": "Active"}, function_id
+        assert props["Runtime"] == "python3.13" and props["Architectures"] == ["x86_64"]
+        assert props["Layers"] == [{"Ref": layer}]
+        group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+        group = resources[group_id]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
+        assert group["Properties"]["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert {f["Properties"]["Handler"] for f in functions.values()} == set(config.HANDLERS.values())
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_function_sizing_and_onnx_threads_follow_the_stage_config(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    for function, prefix in FUNCTION_PREFIX.items():
+        props = resources[logical_id(resources, prefix, "AWS::Lambda::Function")]["Properties"]
+        sizing = config.function_settings(settings, function)
+        assert props["MemorySize"] == sizing.memory_mb
+        assert props["Timeout"] == sizing.timeout_seconds
+        assert props["EphemeralStorage"] == {"Size": sizing.ephemeral_storage_mb}
+        assert props.get("ReservedConcurrentExecutions") == sizing.reserved_concurrency
+        variables = props["Environment"]["Variables"]
+        assert variables["ONNX_THREADS"] == str(config.onnx_threads_for(sizing.memory_mb))
+        assert variables["STAGE"] == stage
+        assert variables["POWERTOOLS_SERVICE_NAME"] == config.service_name(stage)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_asynchronously_invoked_functions_have_an_on_failure_destination(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    failures = logical_id(resources, "LearningLoopFailures", "AWS::SQS::Queue")
+    configs = {render(r["Properties"]["FunctionName"]): r["Properties"]
+               for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
+    invoked_by_events = {render(t["Arn"]).removesuffix(".Arn") for r in resources.values()
+                         if r["Type"] == "AWS::Events::Rule" for t in r["Properties"]["Targets"]}
+    assert invoked_by_events == {logical_id(resources, "StartTrainingFunction", "AWS::Lambda::Function"),
+                                 logical_id(resources, "PromoteFunction", "AWS::Lambda::Function")}
+    for function_id in invoked_by_events:
+        assert configs[function_id]["DestinationConfig"] == {
+            "OnFailure": {"Destination": {"Fn::GetAtt": [failures, "Arn"]}}}
+        assert configs[function_id]["MaximumRetryAttempts"] == 2
+    for rule in synthesized.resources(stage, "AWS::Events::Rule").values():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [failures, "Arn"]}}
+
+
+# --- Learning loop -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_retraining_schedule_and_job_state_rule(synthesized, stage):
+    settings = config.load_stage(stage)
+    template = synthesized.template(stage)
+    template.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": settings.retrain_schedule,
+        "State": "ENABLED" if settings.retrain_enabled else "DISABLED",
+    })
+    template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": {
+            "source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"],
+            "detail": {"TrainingJobName": [{"prefix": f"categorizer-{stage}-"}],
+                       "TrainingJobStatus": ["Completed", "Failed", "Stopped"]},
+        },
+        "State": "ENABLED",
+    })
+    template.has_resource_properties("AWS::SSM::Parameter", {
+        "Name": f"/categorizer/{stage}/champion", "Type": "String"})
+
+
+def test_schedule_is_off_in_dev_and_on_in_prod(synthesized):
+    def schedule_state(stage: str) -> str:
+        (rule,) = [r for r in synthesized.resources(stage, "AWS::Events::Rule").values()
+                   if "ScheduleExpression" in r["Properties"]]
+        return rule["Properties"]["State"]
+
+    assert (schedule_state("dev"), schedule_state("prod")) == ("DISABLED", "ENABLED")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_start_training_gets_everything_a_job_request_needs(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    fn = resources[logical_id(resources, "StartTrainingFunction", "AWS::Lambda::Function")]
+    variables = fn["Properties"]["Environment"]["Variables"]
+    assert render(variables["TRAINING_ROLE_ARN"]) == logical_id(resources, "TrainingRole", "AWS::IAM::Role") + ".Arn"
+    image = render(variables["TRAINING_IMAGE_URI"])
+    assert image.startswith("FindInMap(TrainingDlcRegistry")
+    assert image.endswith(f".dkr.ecr.AWS::Region.amazonaws.com/pytorch-training:{settings.training_image_tag}")
+    # The source archive is a CDK file asset (sourcedir.tar.gz when bundled: tests/infra/test_layer.py).
+    source_uri = render(variables["TRAINING_SOURCE_URI"])
+    assert source_uri.startswith("s3://cdk-hnb659fds-assets-AWS::AccountId-AWS::Region/")
+    assert source_uri.rsplit("/", 1)[1].split(".")[0] == synthesized.stacks[stage].node.find_child(
+        "Training").source.asset_hash
+    assert variables["TRAINING_ENTRY_POINT"] == "model_build/sagemaker_entry.py"
+    assert variables["TRAINING_USE_SPOT"] == str(settings.training_use_spot).lower()
+    assert variables["TRAINING_JOB_PREFIX"] == f"categorizer-{stage}"
+    mapping = synthesized.templates[stage]["Mappings"]
+    (registry,) = [m for k, m in mapping.items() if k.startswith("TrainingDlcRegistry")]
+    assert registry["us-east-1"] == {"account": "763104351884"}
+    assert registry["ap-east-1"] == {"account": "871362719292"}
+
+
+# --- Monitoring ---------------------------------------------------------------------------------------------
+
+EXPECTED_ALARMS = {
+    "Api5xxRate", "ApiLatencyP99", "IngestDlqMessages", "LearningLoopFailuresMessages", "RejectedRowRatio",
+    "TrainingJobFailed", "PromotionRejectedRepeatedly", "LowConfidenceShare", "FeedbackDisagreementRate",
+    *(f"{name}{kind}" for name in ("Api", "Batch", "StartTraining", "Promote") for kind in ("Errors", "Throttles")),
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_alarm_exists_notifies_the_topic_and_carries_a_runbook(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    topic = logical_id(resources, "MonitoringAlarmTopic", "AWS::SNS::Topic")
+    alarms = {r["Properties"]["AlarmName"]: r["Properties"] for r in resources.values()
+              if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {f"categorizer-{stage}-{name}" for name in EXPECTED_ALARMS}
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": topic}], name
+        assert alarm["OKActions"] == [{"Ref": topic}], name
+        assert alarm["AlarmDescription"].startswith("Runbook: ") and len(alarm["AlarmDescription"]) > 60, name
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_thresholds_differ_by_stage(synthesized):
+    def threshold(stage: str, name: str) -> float:
+        (alarm,) = [r["Properties"] for r in synthesized.resources(stage, "AWS::CloudWatch::Alarm").values()
+                    if r["Properties"]["AlarmName"] == f"categorizer-{stage}-{name}"]
+        return alarm["Threshold"]
+
+    for name, field in (("Api5xxRate", "api_5xx_rate_percent"), ("ApiLatencyP99", "api_p99_latency_ms"),
+                        ("LowConfidenceShare", "low_confidence_share")):
+        assert threshold("dev", name) == getattr(config.load_stage("dev").alarms, field)
+        assert threshold("prod", name) == getattr(config.load_stage("prod").alarms, field)
+        assert threshold("prod", name) < threshold("dev", name)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_custom_metric_alarms_read_the_functions_namespace_and_service_dimension(synthesized, stage):
+    seen = set()
+    for alarm in synthesized.resources(stage, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        metrics = [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q]
+        if "MetricName" in props:
+            metrics.append(props)
+        for metric in metrics:
+            if metric.get("Namespace") == config.METRICS_NAMESPACE:
+                assert metric["Dimensions"] == [{"Name": "service", "Value": config.service_name(stage)}]
+                seen.add(metric["MetricName"])
+    assert seen == {"RowsClassified", "RowsRejected", "TrainingJobsFailed", "ConsecutivePromotionRejections",
+                    "Predictions", "LowConfidencePredictions", "FeedbackDisagreement"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_alarm_topic_key_lets_cloudwatch_publish_and_rotates(synthesized, stage):
+    (key,) = synthesized.resources(stage, "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+               and set(s["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"} for s in statements)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dashboard_covers_api_functions_batch_quality_and_learning_loop(synthesized, stage):
+    (dashboard,) = synthesized.resources(stage, "AWS::CloudWatch::Dashboard").values()
+    body = render(dashboard["Properties"]["DashboardBody"])
+    for title in ("API requests and errors", "API latency p50 / p99", "Invocations", "Errors", "Throttles",
+                  "Duration p99", "Concurrent executions", "dead letters", "Batch rows", "Batch files",
+                  "Predictions by label", "low-confidence share", "disagreement rate",
+                  "Training jobs and promotions"):
+        assert title in body, title
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_outputs_use_the_shared_output_keys(synthesized, stage):
+    outputs = synthesized.templates[stage]["Outputs"]
+    # RestApi adds its own endpoint output (the same URL as ApiUrl).
+    assert set(outputs) - {logical_id(outputs, "ApiEndpoint")} == {key.value for key in config.OutputKey}
