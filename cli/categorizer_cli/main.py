@@ -73,12 +73,18 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_classify_file(args: argparse.Namespace) -> int:
     from categorizer.engine import Classifier
-    from categorizer.files.local import classify_local_file
+    from categorizer.files.errors import FileFailure
+    from categorizer.files.pipeline import classify_local_file
 
-    summary = classify_local_file(args.input, args.out, Classifier.from_path(args.model),
-                                  text_columns=args.text_column)
-    print(json.dumps(summary, indent=1, ensure_ascii=False))
-    return 0 if summary.get("status") == "succeeded" else 1
+    try:
+        result = classify_local_file(args.input, args.out, classifier=Classifier.from_path(args.model),
+                                     text_columns=args.text_column)
+    except FileFailure as failure:
+        print(f"{args.input}: {failure}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.summary.to_dict(), indent=1, ensure_ascii=False))
+    print(f"results {result.results_path}\nerrors  {result.errors_path}", file=sys.stderr)
+    return 0 if result.summary.succeeded else 1
 
 
 def run_bench(args: argparse.Namespace) -> int:
