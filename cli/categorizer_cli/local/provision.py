@@ -65,9 +65,9 @@ def _identity(endpoint: str, names: infra.ResourceNames) -> Identity:
     if pools:
         pool_id = pools[0]["Id"]
     else:
-        pool_id = idp.create_user_pool(PoolName=names.user_pool, Policies={"PasswordPolicy": {
-            "MinimumLength": infra.PASSWORD_MIN_LENGTH, "RequireUppercase": True, "RequireLowercase": True, "RequireNumbers": True,
-            "RequireSymbols": True}})["UserPool"]["Id"]
+        policy = {"MinimumLength": infra.PASSWORD_MIN_LENGTH, "RequireUppercase": True, "RequireLowercase": True,
+                  "RequireNumbers": True, "RequireSymbols": True}
+        pool_id = idp.create_user_pool(PoolName=names.user_pool, Policies={"PasswordPolicy": policy})["UserPool"]["Id"]
         idp.create_resource_server(UserPoolId=pool_id, Identifier=infra.RESOURCE_SERVER_ID, Name="Categorizer API",
                                    Scopes=[{"ScopeName": infra.CLASSIFY_SCOPE_NAME, "ScopeDescription": "classify"},
                                            {"ScopeName": infra.FEEDBACK_SCOPE_NAME, "ScopeDescription": "feedback"}])
