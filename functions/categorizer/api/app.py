@@ -1,0 +1,49 @@
+"""The FastAPI application: routers, error handlers, middleware. No model loading here (see model_store)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from categorizer.api.errors import install_error_handlers
+from categorizer.api.middleware import ApiGatewayStagePrefix, BodySizeLimit
+from categorizer.api.routers import classify, feedback, health, model
+from categorizer.settings import Settings, get_settings
+
+DESCRIPTION = """
+Classify short texts into categories and send corrections.
+
+**Auth.** Every route but `/v1/health` needs `Authorization: Bearer <token>`: a Cognito access token
+(machines: client-credentials grant with the `categorizer/classify` and/or `categorizer/feedback` scopes;
+people: user/password sign-in, permissions from the `classify` / `feedback` groups) or an ID token.
+No or bad token: 401 with `WWW-Authenticate`. Missing permission: 403.
+
+**Errors.** Every failure has one shape: `{"error": {"code": "...", "message": "...", "details": ...}}`.
+Validation problems are 422 `validation_error` with `details` listing each problem's location.
+
+**Texts that cannot be classified.** One bad text fails the whole classify request with 422 and nothing is
+classified, so a client never has to match partial results to inputs. An empty or whitespace-only text is
+a `validation_error` whose `details[].loc` names its index (`["body", "texts", 2]`); a text the engine
+refuses otherwise is `invalid_text` with `details.items` = `[{"index", "code", "message"}]`.
+
+**Idempotency.** `POST /v1/feedback` stores a retried request once: same `Idempotency-Key` header, or,
+without the header, the same prediction from the same user. A replay answers 201 with the same
+`feedback_id` and `Idempotent-Replayed: true`; the same key with different content is 409.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Categorizer API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    for router in (health.router, classify.router, feedback.router, model.router):
+        app.include_router(router, prefix="/v1")
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiGatewayStagePrefix)  # added last = outermost
+    return app

@@ -1,0 +1,129 @@
+"""Request and response bodies of the public API (pydantic, strict, extra fields refused).
+
+Limits come from the settings object (read once per process) so the OpenAPI document shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from categorizer.settings import get_settings
+
+_settings = get_settings()
+MAX_TEXTS = _settings.max_texts_per_request
+MAX_TEXT_CHARS = _settings.max_text_chars
+MAX_TOP_K = 20  # a model with fewer labels returns all of its labels
+MAX_LABEL_CHARS = 200
+MAX_COMMENT_CHARS = 2_000
+PREDICTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+# `\S`: at least one character that is not whitespace (Python's idea of it, the same as the engine's strip).
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")]
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]
+
+
+class _Request(BaseModel):
+    # strict: "3" is not an int and 1 is not a string; unknown fields are an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class ClassifyRequest(_Request):
+    """Send either `texts` (a list) or `text` (one string)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["texts"]}, {"required": ["text"]}],
+            "examples": [{"texts": ["My card has not arrived yet"], "top_k": 3},
+                         {"text": "What exchange rate do you use?"}],
+        }
+    )
+
+    # Absent means None, but an explicit null is refused (strict), so the annotations carry no `| None`.
+    texts: list[Text] = Field(default=None, min_length=1, max_length=MAX_TEXTS,  # type: ignore[assignment]
+                              description=f"1 to {MAX_TEXTS} texts, each 1 to {MAX_TEXT_CHARS} characters "
+                                          "with at least one that is not whitespace",
+                              json_schema_extra=_no_default)
+    text: Text = Field(default=None, description="One text; the same as `texts` with one item",  # type: ignore[assignment]
+                       json_schema_extra=_no_default)
+    top_k: int = Field(default=3, ge=1, le=MAX_TOP_K,
+                       description="How many ranked labels to return (all of them if the model has fewer)")
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> ClassifyRequest:
+        if (self.texts is None) == (self.text is None):
+            raise ValueError("send either `texts` (a list of strings) or `text` (one string)")
+        return self
+
+    @property
+    def all_texts(self) -> list[str]:
+        return self.texts if self.texts is not None else [self.text]  # type: ignore[list-item]
+
+
+class LabelScoreOut(BaseModel):
+    label: str
+    score: float
+
+
+class PredictionOut(BaseModel):
+    prediction_id: str = Field(description="Quote it in POST /v1/feedback to correct this prediction")
+    label: str
+    confidence: float
+    top_k: list[LabelScoreOut]
+    needs_review: bool = Field(description="confidence is below the model's review threshold")
+    truncated: bool = Field(description="the text was longer than the model reads; the tail was ignored")
+
+
+class ClassifyResponse(BaseModel):
+    model_version: str
+    predictions: list[PredictionOut] = Field(description="One per input text, in input order")
+
+
+class FeedbackRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{
+            "prediction_id": "5f0c3b1e9a7d4c2b8e6f1a3d5c7b9e0f",
+            "text": "My card has not arrived yet",
+            "predicted_label": "exchange_rate",
+            "correct_label": "card_arrival",
+            "comment": "it is about delivery",
+        }]}
+    )
+
+    prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN, description="From the classify response")
+    text: Text
+    predicted_label: Label
+    correct_label: Label
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    model_version: str
+    labels: list[str]
+    review_threshold: float
+    max_tokens: int
+    metrics: dict[str, Any] = Field(description="Evaluation metrics recorded when the model was built")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable reason, e.g. `validation_error`")
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
