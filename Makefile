@@ -8,7 +8,7 @@ MODEL := artifacts/model/manifest.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install model model-full up down test lint bench load clean synth
+.PHONY: help install model model-full up down test lint bench load clean synth browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -36,7 +36,10 @@ up: $(MODEL)  ## run the whole system locally in the background (embedded AWS on
 down:  ## stop the local system (state is kept in .local/)
 	@if [ -x $(BIN)/categorizer ]; then $(BIN)/categorizer down; else echo "not installed"; fi
 
-test: $(MODEL)  ## run the test suite
+browser:  ## Debian's chromium for the console's browser tests (installed once, if missing)
+	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: $(MODEL) browser  ## run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -472,6 +472,14 @@ def function_environment(function: FunctionName, *, stage: StageConfig, names: R
             "FEEDBACK_SCOPE": FEEDBACK_SCOPE,
             "CLASSIFY_GROUP": CLASSIFY_GROUP,
             "FEEDBACK_GROUP": FEEDBACK_GROUP,
+            # Web console: uploads to the user's ingest prefix, their results, the promotion history.
+            "INGEST_BUCKET": names.ingest_bucket,
+            "INGEST_PREFIX": INGEST_PREFIX,
+            "RESULTS_BUCKET": names.results_bucket,
+            "RESULTS_PREFIX": RESULTS_PREFIX,
+            "DECISIONS_PREFIX": DECISIONS_PREFIX,
+            # app_client_ids is (machine, people): the page signs people in with the last one.
+            "CONSOLE_CLIENT_ID": inputs.identity.app_client_ids[-1],
         }
     elif function is FunctionName.BATCH:
         env |= {

@@ -54,6 +54,10 @@ class Settings:
     results_prefix: str
     max_file_bytes: int
     idempotency_table: str | None
+    # Batch chunk fan-out (files too large for one invocation): off unless the queue URL is set.
+    batch_queue_url: str | None = None
+    fanout_bytes: int = 32 * 1024 * 1024
+    chunk_rows: int = 51_200
     # Learning loop (set by infra/config.py function_environment; defaults match the local stack).
     training_prefix: str = "training/"  # base/, holdout/ and feedback/<job>/ exports in the model bucket
     training_output_prefix: str = "training-jobs/"  # SageMaker OutputDataConfig path in the model bucket
@@ -69,6 +73,16 @@ class Settings:
     training_max_wait_seconds: int = 7200
     min_new_feedback: int = 50
     promotion_max_class_f1_drop: float = 0.05
+    promotion_macro_f1_tolerance: float = 0.0  # how much hold-out macro-F1 may drop (0: must not drop at all)
+    feedback_holdout_percent: int = 20  # share of predictions (by id hash) kept out of training, for the gate
+    training_recipe: str = "full"  # model_build recipe the training job runs ("fast": head only)
+    training_volume_gb: int = 30
+    # Web console (functions/categorizer/console, api/routers/console.py and files.py).
+    ingest_bucket: str | None = None  # where the console's presigned uploads go (ingest/<sub>/...)
+    console_client_id: str | None = None  # the people (user/password) app client the page signs in with
+    cognito_endpoint: str | None = None  # Cognito IdP endpoint the page calls (the emulator locally)
+    upload_max_bytes: int = 50 * 1024 * 1024  # presigned POST content-length-range upper bound
+    link_expiry_seconds: int = 300  # presigned upload / download links
 
     @property
     def token_issuer(self) -> str | None:
@@ -85,6 +99,10 @@ class Settings:
             return self.jwks_url
         issuer = self.token_issuer
         return f"{issuer}/.well-known/jwks.json" if issuer else None
+
+    @property
+    def cognito_idp_endpoint(self) -> str:
+        return self.cognito_endpoint or f"https://cognito-idp.{self.region}.amazonaws.com/"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,6 +133,9 @@ class Settings:
             results_prefix=env("RESULTS_PREFIX", "results/"),
             max_file_bytes=_int("MAX_FILE_BYTES", 512 * 1024 * 1024),
             idempotency_table=env("IDEMPOTENCY_TABLE") or None,
+            batch_queue_url=env("BATCH_QUEUE_URL") or None,
+            fanout_bytes=_int("FANOUT_BYTES", 32 * 1024 * 1024),
+            chunk_rows=_int("CHUNK_ROWS", 51_200),
             training_prefix=env("TRAINING_PREFIX", "training/"),
             training_output_prefix=env("TRAINING_OUTPUT_PREFIX", "training-jobs/"),
             decisions_prefix=env("DECISIONS_PREFIX", "decisions/"),
@@ -129,6 +150,16 @@ class Settings:
             training_max_wait_seconds=_int("TRAINING_MAX_WAIT_SECONDS", 7200),
             min_new_feedback=_int("MIN_NEW_FEEDBACK", 50),
             promotion_max_class_f1_drop=float(env("PROMOTION_MAX_CLASS_F1_DROP", "0.05")),
+            promotion_macro_f1_tolerance=float(env("PROMOTION_MACRO_F1_TOLERANCE", "0.0")),
+            feedback_holdout_percent=_int("FEEDBACK_HOLDOUT_PERCENT", 20),
+            training_recipe=env("TRAINING_RECIPE", "full"),
+            training_volume_gb=_int("TRAINING_VOLUME_GB", 30),
+            ingest_bucket=env("INGEST_BUCKET") or None,
+            console_client_id=env("CONSOLE_CLIENT_ID") or None,
+            # Locally the emulator answers Cognito too (AWS_ENDPOINT_URL); in AWS the regional endpoint.
+            cognito_endpoint=env("COGNITO_ENDPOINT") or env("AWS_ENDPOINT_URL") or None,
+            upload_max_bytes=_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024),
+            link_expiry_seconds=_int("LINK_EXPIRY_SECONDS", 300),
         )
 
 

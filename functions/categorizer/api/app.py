@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from categorizer.api.errors import install_error_handlers
 from categorizer.api.middleware import ApiGatewayStagePrefix, BodySizeLimit
-from categorizer.api.routers import classify, feedback, health, model
+from categorizer.api.routers import classify, console, feedback, files, health, model
 from categorizer.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (health.router, classify.router, feedback.router, model.router):
         app.include_router(router, prefix="/v1")
+    app.include_router(files.router, prefix="/v1")  # web console: uploads, recent files, links
+    app.include_router(console.api_router, prefix="/v1")  # web console: model report, history, ops
+    app.include_router(console.router)  # web console: the page at /console/
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiGatewayStagePrefix)  # added last = outermost
