@@ -86,8 +86,18 @@ class CategorizerStack(cdk.Stack):
         api_fn.acknowledge_synchronous("API Gateway proxy integration")
         tables.feedback.grant(api_fn.role, "PutItem", "GetItem", "Query",
                               indexes=[config.FEEDBACK_BY_PREDICTION_INDEX])
-        registry.grant_read(api_fn.role, config.MODELS_PREFIX)
+        tables.feedback.grant(api_fn.role, "Scan")  # the console's ops page: feedback volume and corrections
+        registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)  # + promotion history
         registry.grant_read_champion(api_fn.role)
+        # Web console files. PutObject only signs the presigned POST (the browser uploads with the function's
+        # signature; S3 enforces the form's exact key and size); the API is no S3 event target, so no loop.
+        grant_objects(files.ingest, api_fn.role, actions=["s3:PutObject"], prefixes=[config.INGEST_PREFIX])
+        grant_list(files.ingest, api_fn.role, prefixes=[config.INGEST_PREFIX])
+        # Manifests, and presigned GETs of results/error reports; ListBucket makes a missing key 404, not 403.
+        grant_objects(files.results, api_fn.role, actions=["s3:GetObject"], prefixes=[config.RESULTS_PREFIX])
+        grant_list(files.results, api_fn.role, prefixes=[config.RESULTS_PREFIX])
+        # No dependency cycle: the bucket needs only the RestApi's id, and the RestApi needs nothing of the bucket.
+        files.allow_browser_uploads(api.origin)
 
         # --- Batch ----------------------------------------------------------------------------------------
         queue = IngestQueue(self, "IngestQueue", spec=config.queue_spec(stage, names))
@@ -170,7 +180,9 @@ class CategorizerStack(cdk.Stack):
         jobs = ("arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
                 f"training-job/{names.training_job_prefix}-*")
         prefixes = {
-            FunctionName.API: [f"{models}/{config.MODELS_PREFIX}*"],
+            FunctionName.API: [f"{models}/{config.MODELS_PREFIX}*", f"{models}/{config.DECISIONS_PREFIX}*",
+                               f"{arn_token(files.ingest)}/{config.INGEST_PREFIX}*",
+                               f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*"],
             FunctionName.BATCH: [f"{models}/{config.MODELS_PREFIX}*",
                                  f"{arn_token(files.ingest)}/{config.INGEST_PREFIX}*",
                                  f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*"],

@@ -1,9 +1,10 @@
 """The REST API in front of the API function.
 
-Lambda proxy integration on explicit routes; a Cognito authorizer on every route but `GET /v1/health`, with
-the route's OAuth scopes (or, for people, the user-token scope: the app then checks their groups); request
-validation; stage throttling and a usage plan; JSON access logs; X-Ray; gateway errors in the app's error
-shape (`{"error": {"code", "message", "details"}}`); a WAF web ACL when the stage asks for one.
+Lambda proxy integration on explicit routes; a Cognito authorizer on every route but `GET /v1/health` and the
+web console's page and static files, with the route's OAuth scopes (or, for people, the user-token scope: the
+app then checks their groups); request validation; stage throttling and a usage plan; JSON access logs; X-Ray;
+gateway errors in the app's error shape (`{"error": {"code", "message", "details"}}`); a WAF web ACL when the
+stage asks for one.
 """
 
 from __future__ import annotations
@@ -25,21 +26,48 @@ from infra.components.nag import acknowledge
 HEALTH_PATH = "/v1/health"
 
 
+CONSOLE_PATH = "/console"
+# Response types API Gateway passes to the client as bytes (the app base64-encodes them; Mangum sets
+# isBase64Encoded): the console's report plots. API Gateway decodes only when the request's first Accept type
+# matches one of these.
+BINARY_MEDIA_TYPES = ("image/png",)
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     path: str
-    scopes: tuple[str, ...]  # empty: public
+    scopes: tuple[str, ...]  # empty: public (then `public_because` says why)
     model: str | None = None  # request body model name (validated by API Gateway)
+    public_because: str | None = None
 
+
+CLASSIFY = (config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE)
+_CONSOLE_PUBLIC = ("The web console's page, static files and sign-in config (pool and client ids, which are not "
+                   "secrets) must load before anyone has a token; they carry no data. Every /v1 call the page "
+                   "makes needs a token.")
 
 ROUTES = (
-    Route("GET", HEALTH_PATH, ()),
-    Route("POST", "/v1/classify", (config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE), "ClassifyRequest"),
-    Route("GET", "/v1/model", (config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE)),
+    Route("GET", HEALTH_PATH, (), public_because="The health check is public on purpose (load balancers, uptime "
+                                                 "probes); it returns only status and the model version."),
+    Route("POST", "/v1/classify", CLASSIFY, "ClassifyRequest"),
+    Route("GET", "/v1/model", CLASSIFY),
     Route("POST", "/v1/feedback", (config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE), "FeedbackRequest"),
     Route("GET", "/openapi.json", (config.CLASSIFY_SCOPE, config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE)),
     Route("GET", "/docs", (config.CLASSIFY_SCOPE, config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE)),
+    # Web console (functions/categorizer/api/routers/console.py). A REST API routes `/console/` to the
+    # `/console` resource and keeps the trailing slash in the event's path, so one resource serves both the
+    # redirect (`/console`) and the page (`/console/`); `{asset}` covers app.js, app.css and config.json.
+    Route("GET", CONSOLE_PATH, (), public_because=_CONSOLE_PUBLIC),
+    Route("GET", f"{CONSOLE_PATH}/{{asset}}", (), public_because=_CONSOLE_PUBLIC),
+    # The console's data routes: the classify permission, like /v1/classify (routers/files.py, console.py).
+    Route("GET", "/v1/files", CLASSIFY),
+    Route("POST", "/v1/files/uploads", CLASSIFY, "UploadRequest"),
+    Route("GET", "/v1/files/{upload_id}", CLASSIFY),
+    Route("GET", "/v1/model/report", CLASSIFY),
+    Route("GET", "/v1/model/report/{name}", CLASSIFY),
+    Route("GET", "/v1/model/history", CLASSIFY),
+    Route("GET", "/v1/ops", CLASSIFY),
 )
 
 # Coarse shape checks only: the app gives the precise 413/422 answers (limits, labels, lengths).
@@ -54,6 +82,11 @@ REQUEST_MODELS = {
         "required": ["prediction_id", "text", "predicted_label", "correct_label"],
         "properties": {name: {"type": "string"} for name in
                        ("prediction_id", "text", "predicted_label", "correct_label", "comment")},
+    },
+    "UploadRequest": {
+        "type": "object",
+        "required": ["filename"],
+        "properties": {"filename": {"type": "string"}},
     },
 }
 
@@ -89,8 +122,9 @@ class ClassificationApi(Construct):
         self.api = apigw.RestApi(
             self, "Api",
             rest_api_name=names.api,
-            description="categorizer: classify text, send feedback",
+            description="categorizer: classify text, send feedback, web console",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             cloud_watch_role=True,  # needed once per account/region for execution logs
             cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
@@ -148,9 +182,10 @@ class ClassificationApi(Construct):
             )
             self.methods[f"{route.method} {route.path}"] = method
             if not protected:
+                if not route.public_because:
+                    raise ValueError(f"{route.method} {route.path} is public: say why (public_because)")
                 for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-                    acknowledge(method, rule, "The health check is public on purpose (load balancers, uptime "
-                                              "probes); it returns only status and the model version.")
+                    acknowledge(method, rule, route.public_because)
 
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan", name=f"{names.api}-default",
@@ -176,6 +211,12 @@ class ClassificationApi(Construct):
     @property
     def url(self) -> str:
         return self.api.url
+
+    @property
+    def origin(self) -> str:
+        """The browser origin of the stage URL (`https://<api id>.execute-api.<region>.<suffix>`): the console's."""
+        stack = cdk.Stack.of(self)
+        return f"https://{self.api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}"
 
     def _web_acl(self, names: config.ResourceNames, stage: config.StageConfig) -> wafv2.CfnWebACL:
         def managed(name: str, priority: int, excluded: tuple[str, ...] = ()) -> wafv2.CfnWebACL.RuleProperty:

@@ -40,6 +40,16 @@ class FileBuckets(Construct):
                                               noncurrent_version_expiration=noncurrent)],
         )
 
+    def allow_browser_uploads(self, origin: str) -> None:
+        """Let the web console (served from `origin`) POST presigned upload forms to the ingest bucket and read
+        the answer. Only POST: downloads are plain navigations to presigned GET links, which need no CORS."""
+        self.ingest.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.POST],  # S3 answers the OPTIONS preflight from this rule
+            allowed_origins=[origin],
+            allowed_headers=["content-type"],
+            max_age=600,
+        )
+
 
 class IngestQueue(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: config.QueueSpec) -> None:

@@ -35,20 +35,32 @@ def _api_paths(resources: dict[str, dict]) -> dict[str, str]:
 # --- API --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_every_route_but_health_requires_a_cognito_token_with_the_route_scopes(synthesized, stage):
-    resources = synthesized.templates[stage]["Resources"]
+def _api_methods(resources: dict[str, dict]) -> dict[str, dict]:
+    """"GET /v1/model" -> the ApiGateway::Method properties."""
     paths = _api_paths(resources)
-    methods = {f"{r['Properties']['HttpMethod']} {paths[r['Properties']['ResourceId']['Ref']]}": r["Properties"]
-               for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"}
-    assert set(methods) == {"GET /v1/health", "POST /v1/classify", "GET /v1/model", "POST /v1/feedback",
-                            "GET /openapi.json", "GET /docs"}
+    return {f"{r['Properties']['HttpMethod']} {paths[r['Properties']['ResourceId']['Ref']]}": r["Properties"]
+            for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"}
+
+
+PUBLIC_ROUTES = {"GET /v1/health", "GET /console", "GET /console/{asset}"}
+CONSOLE_DATA_ROUTES = {"GET /v1/files", "POST /v1/files/uploads", "GET /v1/files/{upload_id}",
+                       "GET /v1/model/report", "GET /v1/model/report/{name}", "GET /v1/model/history", "GET /v1/ops"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_route_but_health_and_the_console_page_requires_a_cognito_token_with_the_route_scopes(
+        synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    methods = _api_methods(resources)
+    assert set(methods) == {"POST /v1/classify", "GET /v1/model", "POST /v1/feedback", "GET /openapi.json",
+                            "GET /docs"} | PUBLIC_ROUTES | CONSOLE_DATA_ROUTES
     authorizer = logical_id(resources, "ApiAuthorizer", "AWS::ApiGateway::Authorizer")
     assert resources[authorizer]["Properties"]["Type"] == "COGNITO_USER_POOLS"
     for route, props in methods.items():
         assert props["Integration"]["Type"] == "AWS_PROXY", route
-        if route == "GET /v1/health":
-            assert props["AuthorizationType"] == "NONE"
+        if route in PUBLIC_ROUTES:
+            assert props["AuthorizationType"] == "NONE", route
+            assert "AuthorizerId" not in props and "AuthorizationScopes" not in props, route
             continue
         assert props["AuthorizationType"] == "COGNITO_USER_POOLS", route
         assert props["AuthorizerId"] == {"Ref": authorizer}, route
@@ -61,6 +73,73 @@ def test_every_route_but_health_requires_a_cognito_token_with_the_route_scopes(s
     assert config.CLASSIFY_SCOPE not in methods["POST /v1/feedback"]["AuthorizationScopes"]
     for route in ("POST /v1/classify", "POST /v1/feedback"):
         assert "RequestValidatorId" in methods[route] and methods[route]["RequestModels"], route
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_console_data_routes_need_the_classify_permission_and_the_upload_body_is_validated(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    methods = _api_methods(resources)
+    authorizer = logical_id(resources, "ApiAuthorizer", "AWS::ApiGateway::Authorizer")
+    for route in CONSOLE_DATA_ROUTES:
+        props = methods[route]
+        assert props["AuthorizationType"] == "COGNITO_USER_POOLS", route
+        assert props["AuthorizerId"] == {"Ref": authorizer}, route
+        # Machines with the classify scope, people through their token (the app checks the classify group);
+        # a feedback-only machine token is stopped at the gateway.
+        assert set(props["AuthorizationScopes"]) == {config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE}, route
+    upload = methods["POST /v1/files/uploads"]
+    model = render(upload["RequestModels"]["application/json"])
+    assert resources[model]["Properties"]["Schema"]["required"] == ["filename"]
+    validator = resources[upload["RequestValidatorId"]["Ref"]]["Properties"]
+    assert validator["ValidateRequestBody"] is True
+    # The console page and its files are the only public routes besides the health check, and config.json is
+    # served through the public `{asset}` resource (routers/console.py serves it at /console/config.json).
+    paths = set(_api_paths(resources).values())
+    assert {"/console", "/console/{asset}"} <= paths and "/console/config.json" not in paths
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_report_plots_pass_as_binary(synthesized, stage):
+    (api,) = synthesized.resources(stage, "AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["BinaryMediaTypes"] == ["image/png"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ingest_bucket_accepts_browser_upload_posts_from_the_api_origin_only(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket")
+    (rest_api,) = synthesized.resources(stage, "AWS::ApiGateway::RestApi")
+    (rule,) = resources[ingest]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedMethods"] == ["POST"]
+    assert [render(origin) for origin in rule["AllowedOrigins"]] == [
+        f"https://{rest_api}.execute-api.AWS::Region.AWS::URLSuffix"]
+    assert rule["AllowedHeaders"] == ["content-type"]
+    # No other bucket is reachable from a browser page.
+    cors = [k for k, r in synthesized.resources(stage, "AWS::S3::Bucket").items()
+            if "CorsConfiguration" in r["Properties"]]
+    assert cors == [ingest]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_function_gets_the_console_settings(synthesized, stage):
+    resources = synthesized.templates[stage]["Resources"]
+    fn = resources[logical_id(resources, "ApiFunction", "AWS::Lambda::Function")]
+    variables = fn["Properties"]["Environment"]["Variables"]
+
+    def bucket_name(stem: str) -> str:
+        return render(resources[logical_id(resources, stem, "AWS::S3::Bucket")]["Properties"]["BucketName"])
+
+    assert render(variables["INGEST_BUCKET"]) == bucket_name("FilesIngest")
+    assert render(variables["RESULTS_BUCKET"]) == bucket_name("FilesResults")
+    assert render(variables["MODEL_BUCKET"]) == bucket_name("ModelsBucket")
+    assert (variables["INGEST_PREFIX"], variables["RESULTS_PREFIX"], variables["DECISIONS_PREFIX"]) == (
+        config.INGEST_PREFIX, config.RESULTS_PREFIX, config.DECISIONS_PREFIX)
+    clients = {r["Properties"]["ClientName"]: k for k, r in resources.items()
+               if r["Type"] == "AWS::Cognito::UserPoolClient"}
+    # The page signs people in with the user/password client, never the machine client (it has a secret).
+    assert variables["CONSOLE_CLIENT_ID"] == {"Ref": clients[f"categorizer-{stage}-user"]}
+    assert render(variables["USER_POOL_ID"]) == logical_id(resources, "IdentityUserPool", "AWS::Cognito::UserPool")
+    assert render(variables["FEEDBACK_TABLE"]) == f"categorizer-{stage}-feedback"
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -164,9 +243,12 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
     read, write = ("s3:GetObject", "s3:GetObjectVersion"), ("s3:PutObject", "s3:AbortMultipartUpload")
     common = {(a, logs) for a in LOGS} | {(a, "*") for a in XRAY}
     if function is FunctionName.API:
-        return common | objects(models, read, "models/") | {listing(models, "models/")} | {
+        # Serving model and promotion history; the console's uploads (sign only), results and ops page (Scan).
+        return common | objects(models, read, "models/", "decisions/") | {listing(models, "models/", "decisions/")} | {
             ("ssm:GetParameter", champion_arn),
-            *((f"dynamodb:{a}", r) for a in ("PutItem", "GetItem", "Query") for r in (table, index))}
+            *((f"dynamodb:{a}", r) for a in ("PutItem", "GetItem", "Query") for r in (table, index)),
+            ("dynamodb:Scan", table)} | objects(ingest, ("s3:PutObject",), "ingest/") | {listing(ingest, "ingest/")} | \
+            objects(results, ("s3:GetObject",), "results/") | {listing(results, "results/")}
     if function is FunctionName.BATCH:
         queue = logical_id(resources, "IngestQueue", "AWS::SQS::Queue") + ".Arn"
         return common | objects(models, read, "models/") | {listing(models, "models/")} | {
@@ -367,11 +449,15 @@ def test_no_recursion_path_from_batch_outputs_back_to_the_batch_function(synthes
                if a in ("s3:PutObject", "s3:AbortMultipartUpload")}
     assert written == {f"{results}.Arn/{config.RESULTS_PREFIX}*"}
     assert not any(ingest in r for r in written)
-    # Nothing else writes under the ingest prefix either (only people and partners drop files).
-    for function in FunctionName:
-        for action, resource in grants(resources, _role_of(resources, function)):
-            if action.startswith("s3:Put"):
-                assert ingest not in resource, (function, action, resource)
+    # Only the API function may put into the ingest bucket, and only to sign the console's presigned uploads
+    # (people drop files); nothing S3 notifies can invoke it: the queue's only consumer is the batch function.
+    ingest_writers = {function for function in FunctionName
+                      for action, resource in grants(resources, _role_of(resources, function))
+                      if action.startswith("s3:Put") and ingest in resource}
+    assert ingest_writers == {FunctionName.API}
+    (mapping,) = synthesized.resources(stage, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {
+        "Ref": logical_id(resources, "BatchFunction", "AWS::Lambda::Function")}
     # The settings the function reads agree: outputs in the results bucket, outside the ingest prefix.
     env = config.function_environment(FunctionName.BATCH, stage=config.load_stage(stage),
                                       names=config.resource_names(stage, account="1", region="r"))

@@ -49,8 +49,10 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, { method = "GET", body, raw = false } = {}) {
+async function api(path, { method = "GET", body, raw = false, accept } = {}) {
   const headers = { Authorization: `Bearer ${session.token}` };
+  // API Gateway returns binary bodies only when the first Accept type is a binary media type.
+  if (accept) headers.Accept = accept;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -387,7 +389,7 @@ const objectUrls = [];
 
 async function loadImage(img, name) {
   try {
-    const response = await api(`model/report/${name}`, { raw: true });
+    const response = await api(`model/report/${name}`, { raw: true, accept: "image/png" });
     const url = URL.createObjectURL(await response.blob());
     objectUrls.push(url);
     img.src = url;
