@@ -1,0 +1,461 @@
+"""read -> classify in batches -> write results and errors. Shared by the S3 batch function and the CLI.
+
+`classify_stream` works on binary streams (an S3 body, a multipart writer, a local file); the caller
+decides where the bytes go and publishes them only if the summary says the file succeeded.
+`classify_local_file` is the CLI's entry point. The stages it is made of (`open_items`, `OutputWriters`,
+`classify_items`, `join_parts`) are what the batch chunk fan-out uses to split a file and join the parts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from categorizer.engine import Prediction, TextError
+from categorizer.files.csv_format import CsvReader, CsvWriter
+from categorizer.files.errors import FileFailure, RowError, excerpt
+from categorizer.files.formats import FileFormat, FileSpec, Limits, detect_format
+from categorizer.files.json_format import (
+    ARRAY_OPEN,
+    ARRAY_SEPARATOR,
+    JsonArrayReader,
+    JsonArrayWriter,
+    JsonLinesReader,
+    JsonLinesWriter,
+    array_close,
+)
+from categorizer.files.rows import DEFAULT_TEXT_COLUMNS, InputRow, parse_text_columns
+from categorizer.files.streams import (
+    CHUNK_BYTES,
+    DetachableSink,
+    open_binary_input,
+    open_binary_output,
+    open_text_input,
+)
+
+DEFAULT_BATCH_ROWS = 256
+OUTPUT_COLUMNS = ("predicted_label", "confidence", "needs_review", "top_k", "model_version")
+# An input column that already has one of our names keeps it; ours becomes e.g. "confidence_categorizer".
+CLASH_SUFFIX = "_categorizer"
+ERROR_COLUMNS = ("row", "line", "reason", "message", "excerpt")
+
+
+class TextClassifier(Protocol):
+    """What the pipeline needs from categorizer.engine.Classifier."""
+
+    version: str
+
+    def classify(self, texts: Sequence[str], *, top_k: int = 3) -> list[Prediction | TextError]: ...
+
+
+def output_column_names(input_columns: Iterable[str]) -> dict[str, str]:
+    """Our column names, suffixed where an input column already uses the name (never overwritten)."""
+    taken = set(input_columns)
+    names: dict[str, str] = {}
+    for base in OUTPUT_COLUMNS:
+        name, attempt = base, 1
+        while name in taken:
+            name = f"{base}{CLASH_SUFFIX}" if attempt == 1 else f"{base}{CLASH_SUFFIX}_{attempt}"
+            attempt += 1
+        taken.add(name)
+        names[base] = name
+    return names
+
+
+_DEFAULT_NAMES = output_column_names(())
+
+
+@dataclass
+class JobSummary:
+    """What happened to one file. rows_in = rows_classified + rows_rejected, always."""
+
+    format: str
+    gzip: bool
+    text_columns: list[str]
+    model_version: str | None
+    rows_in: int = 0
+    rows_classified: int = 0
+    rows_rejected: int = 0
+    needs_review: int = 0
+    truncated: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    output_columns: dict[str, str] = field(default_factory=lambda: dict(_DEFAULT_NAMES))
+    delimiter: str | None = None
+    bom: bool = False
+    status: str = "succeeded"
+    failure_reason: str | None = None
+    failure_message: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    def describe(self, layout: Layout) -> None:
+        self.delimiter = layout.delimiter if layout.format is FileFormat.CSV else None
+        self.bom = layout.bom
+        self.output_columns = layout.output_columns
+
+    def add_counts(self, other: JobSummary) -> None:
+        """Add a chunk's counts (the fan-out join sums its parts)."""
+        self.rows_in += other.rows_in
+        self.rows_classified += other.rows_classified
+        self.rows_rejected += other.rows_rejected
+        self.needs_review += other.needs_review
+        self.truncated += other.truncated
+        self.counts.update(other.counts)
+        self.rejected_by_reason.update(other.rejected_by_reason)
+
+    def fail(self, failure: FileFailure) -> None:
+        self.status = "failed"
+        self.failure_reason = failure.reason
+        self.failure_message = failure.message
+
+    @classmethod
+    def counts_from_dict(cls, data: dict[str, Any]) -> JobSummary:
+        """The counting fields of a summary written by to_dict (a chunk's part summary)."""
+        summary = cls(format=data["format"], gzip=data["gzip"], text_columns=list(data["text_columns"]),
+                      model_version=data["model_version"])
+        for name in ("rows_in", "rows_classified", "rows_rejected", "needs_review", "truncated"):
+            setattr(summary, name, int(data[name]))
+        summary.counts.update(data["counts"])
+        summary.rejected_by_reason.update(data["rejected_by_reason"])
+        return summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "failure": {"reason": self.failure_reason, "message": self.failure_message}
+            if self.failure_reason else None,
+            "format": self.format,
+            "gzip": self.gzip,
+            "delimiter": self.delimiter,
+            "bom": self.bom,
+            "text_columns": self.text_columns,
+            "rows_in": self.rows_in,
+            "rows_classified": self.rows_classified,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "counts": dict(sorted(self.counts.items())),
+            "needs_review": self.needs_review,
+            "truncated": self.truncated,
+            "output_columns": self.output_columns,
+            "model_version": self.model_version,
+        }
+
+
+def _top_k(prediction: Prediction) -> list[dict[str, Any]]:
+    return [{"label": item.label, "score": item.score} for item in prediction.top_k]
+
+
+def _error_cells(error: RowError) -> list[str]:
+    return ["" if error.row is None else str(error.row), "" if error.line is None else str(error.line),
+            error.reason, error.message, error.excerpt]
+
+
+def _error_object(error: RowError) -> dict[str, Any]:
+    return dict(zip(ERROR_COLUMNS, [error.row, error.line, error.reason, error.message, error.excerpt], strict=True))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the writers need to know about an input file (and all a chunk worker needs from the split)."""
+
+    format: FileFormat
+    gzip: bool
+    columns: tuple[str, ...] = ()  # the CSV header
+    delimiter: str = ","
+    bom: bool = False
+
+    @property
+    def output_columns(self) -> dict[str, str]:
+        return output_column_names(self.columns) if self.format is FileFormat.CSV else dict(_DEFAULT_NAMES)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format.value, "gzip": self.gzip, "columns": list(self.columns),
+                "delimiter": self.delimiter, "bom": self.bom}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Layout:
+        return cls(format=FileFormat(data["format"]), gzip=bool(data["gzip"]), columns=tuple(data["columns"]),
+                   delimiter=str(data["delimiter"]), bom=bool(data["bom"]))
+
+
+def open_items(source: BinaryIO, *, spec: FileSpec, text_columns: Sequence[str],
+               limits: Limits) -> tuple[Layout, Iterator[InputRow | RowError]]:
+    """Read stage: the file's layout, and its records (rows, or rows already rejected) in order.
+
+    A problem with the file as a whole raises FileFailure, here or while iterating.
+    """
+    binary = open_binary_input(source, gzip_compressed=spec.gzip, max_bytes=limits.max_bytes)
+    if spec.format is FileFormat.CSV:
+        text, bom = open_text_input(binary, newline="")  # the csv module handles line endings itself
+        reader = CsvReader(text, text_columns=text_columns, limits=limits)
+        layout = Layout(FileFormat.CSV, spec.gzip, tuple(reader.columns), reader.delimiter, bom)
+        return layout, reader.rows()
+    text, bom = open_text_input(binary, newline=None)
+    json_reader: JsonArrayReader | JsonLinesReader = (JsonArrayReader if spec.format is FileFormat.JSON
+                                                      else JsonLinesReader)(text, text_columns=text_columns,
+                                                                           limits=limits)
+    return Layout(spec.format, spec.gzip, bom=bom), json_reader.rows()
+
+
+class OutputWriters:
+    """The results and errors writers for a layout.
+
+    `part=True` writes one part of a file for the chunk fan-out: uncompressed, no CSV header, no JSON
+    array brackets; `join_parts` adds those, so the joined file has the bytes a single run writes.
+    """
+
+    def __init__(self, layout: Layout, results: BinaryIO, errors: BinaryIO, *, part: bool = False) -> None:
+        self.layout = layout
+        compress = layout.gzip and not part
+        results_out = open_binary_output(results, gzip_compressed=compress)
+        errors_out = open_binary_output(errors, gzip_compressed=compress)
+        self._names = layout.output_columns
+        if layout.format is FileFormat.CSV:
+            header = None if part else [*layout.columns, *self._names.values()]
+            self._csv_results = CsvWriter(results_out, columns=header, delimiter=layout.delimiter, bom=layout.bom)
+            self._csv_errors = CsvWriter(errors_out, columns=None if part else ERROR_COLUMNS,
+                                         delimiter=layout.delimiter, bom=layout.bom)
+            self._writers: tuple[Any, Any] = (self._csv_results, self._csv_errors)
+        elif layout.format is FileFormat.JSON:
+            self._writers = (JsonArrayWriter(results_out, framing=not part),
+                             JsonArrayWriter(errors_out, framing=not part))
+        else:
+            self._writers = (JsonLinesWriter(results_out), JsonLinesWriter(errors_out))
+
+    def write_result(self, row: InputRow, prediction: Prediction, version: str) -> None:
+        if self.layout.format is FileFormat.CSV:
+            self._csv_results.write([
+                *row.record,
+                prediction.label,
+                f"{prediction.confidence:.6f}",
+                "true" if prediction.needs_review else "false",
+                json.dumps(_top_k(prediction), ensure_ascii=False, separators=(",", ":")),
+                version,
+            ])
+            return
+        record = row.record
+        assert isinstance(record, dict)
+        # JSON objects need not share keys, so a clash is resolved per object.
+        names = _DEFAULT_NAMES if _DEFAULT_NAMES.keys().isdisjoint(record) else output_column_names(record)
+        self._writers[0].write({
+            **record,
+            names["predicted_label"]: prediction.label,
+            names["confidence"]: prediction.confidence,
+            names["needs_review"]: prediction.needs_review,
+            names["top_k"]: _top_k(prediction),
+            names["model_version"]: version,
+        })
+
+    def write_error(self, error: RowError) -> None:
+        if self.layout.format is FileFormat.CSV:
+            self._csv_errors.write(_error_cells(error))
+        else:
+            self._writers[1].write(_error_object(error))
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
+def classify_items(items: Iterable[InputRow | RowError], writers: OutputWriters, classifier: TextClassifier, *,
+                   summary: JobSummary, batch_size: int = DEFAULT_BATCH_ROWS, top_k: int = 3,
+                   after_batch: Callable[[JobSummary], None] | None = None) -> None:
+    """Classify stage: `batch_size` records at a time, in order, into the writers; counts into `summary`."""
+    batch: list[InputRow | RowError] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            _classify_batch(batch, writers, classifier, top_k, summary)
+            batch.clear()
+            if after_batch:
+                after_batch(summary)
+    _classify_batch(batch, writers, classifier, top_k, summary)
+
+
+def classify_stream(
+    source: BinaryIO,
+    *,
+    results: BinaryIO,
+    errors: BinaryIO,
+    classifier: TextClassifier,
+    spec: FileSpec,
+    text_columns: Sequence[str] = DEFAULT_TEXT_COLUMNS,
+    limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
+    batch_size: int = DEFAULT_BATCH_ROWS,
+    top_k: int = 3,
+    after_batch: Callable[[JobSummary], None] | None = None,
+) -> JobSummary:
+    """Classify every record of `source` (format and gzip per `spec`), writing `results` and `errors`.
+
+    Rows are classified `batch_size` at a time, in input order; both outputs keep input order, so the
+    same input and batch size always give the same bytes. A whole-file problem returns a summary with
+    status "failed" and its reason: whatever was written to `results` and `errors` must then be
+    discarded (see write_failure_report). `after_batch` runs after each batch (a deadline check, say);
+    a FileFailure it raises fails the file.
+    """
+    summary = JobSummary(format=spec.format.value, gzip=spec.gzip, text_columns=list(text_columns),
+                         model_version=classifier.version)
+    results_sink, errors_sink = DetachableSink(results), DetachableSink(errors)
+    try:
+        layout, items = open_items(source, spec=spec, text_columns=text_columns, limits=limits)
+        summary.describe(layout)
+        writers = OutputWriters(layout, results_sink, errors_sink)
+        classify_items(items, writers, classifier, summary=summary, batch_size=batch_size, top_k=top_k,
+                       after_batch=after_batch)
+        writers.close()
+    except FileFailure as failure:
+        summary.fail(failure)
+    except BaseException:
+        results_sink.detach_sink()
+        errors_sink.detach_sink()
+        raise
+    if not summary.succeeded:
+        results_sink.detach_sink()
+        errors_sink.detach_sink()
+    return summary
+
+
+def _classify_batch(batch: list[InputRow | RowError], writers: OutputWriters, classifier: TextClassifier,
+                    top_k: int, summary: JobSummary) -> None:
+    texts = [item.text for item in batch if isinstance(item, InputRow) and item.text]
+    predictions = iter(classifier.classify(texts, top_k=top_k) if texts else [])
+    version = classifier.version
+    for item in batch:
+        summary.rows_in += 1
+        if isinstance(item, InputRow):
+            if not item.text:
+                item = RowError(item.row, item.line, "empty_text", "the text column(s) are empty",
+                                excerpt(item.raw))
+            else:
+                result = next(predictions)
+                if isinstance(result, TextError):
+                    item = RowError(item.row, item.line, result.code, result.message, excerpt(item.raw))
+                else:
+                    writers.write_result(item, result, version)
+                    summary.rows_classified += 1
+                    summary.counts[result.label] += 1
+                    summary.needs_review += result.needs_review
+                    summary.truncated += result.truncated
+                    continue
+        writers.write_error(item)
+        summary.rows_rejected += 1
+        summary.rejected_by_reason[item.reason] += 1
+
+
+def _copy(source: BinaryIO, target: BinaryIO, first: bytes = b"") -> None:
+    if first:
+        target.write(first)
+    while chunk := source.read(CHUNK_BYTES):
+        target.write(chunk)
+
+
+def join_parts(layout: Layout, parts: Iterable[BinaryIO], sink: BinaryIO, *, errors: bool) -> None:
+    """Join part streams (from OutputWriters(part=True)) into the complete results or errors file."""
+    out = open_binary_output(sink, gzip_compressed=layout.gzip)
+    if layout.format is FileFormat.CSV:
+        header = io.BytesIO()
+        columns = ERROR_COLUMNS if errors else [*layout.columns, *layout.output_columns.values()]
+        CsvWriter(open_binary_output(header, gzip_compressed=False), columns=columns, delimiter=layout.delimiter,
+                  bom=layout.bom).close()
+        out.write(header.getvalue())
+        for part in parts:
+            _copy(part, out)
+    elif layout.format is FileFormat.JSON:
+        out.write(ARRAY_OPEN)
+        empty = True
+        for part in parts:
+            first = part.read(CHUNK_BYTES)
+            if first:
+                _copy(part, out, first if empty else ARRAY_SEPARATOR + first)
+                empty = False
+        out.write(array_close(empty))
+    else:
+        for part in parts:
+            _copy(part, out)
+    out.close()
+
+
+def write_failure_report(sink: BinaryIO, spec: FileSpec, reason: str, message: str) -> None:
+    """The errors file of a failed file: one row, with no row number, saying why the file failed."""
+    error = RowError(None, None, reason, message, "")
+    target = open_binary_output(sink, gzip_compressed=spec.gzip)
+    if spec.format is FileFormat.CSV:
+        writer = CsvWriter(target, columns=ERROR_COLUMNS)
+        writer.write(_error_cells(error))
+        writer.close()
+        return
+    json_writer = JsonArrayWriter(target) if spec.format is FileFormat.JSON else JsonLinesWriter(target)
+    json_writer.write(_error_object(error))
+    json_writer.close()
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    summary: JobSummary
+    results_path: Path | None  # None when the file failed
+    errors_path: Path
+
+
+def errors_path_for(results_path: Path, spec: FileSpec) -> Path:
+    """`out.csv` -> `out.errors.csv` (the extension of the input is used)."""
+    name = results_path.name
+    suffix = f".{spec.extension}"
+    stem = name[: -len(suffix)] if name.lower().endswith(suffix.lower()) else name
+    return results_path.with_name(f"{stem}.errors.{spec.extension}")
+
+
+def classify_local_file(
+    input_path: Path | str,
+    results_path: Path | str,
+    *,
+    classifier: TextClassifier,
+    text_columns: str | Sequence[str] | None = None,
+    errors_path: Path | str | None = None,
+    limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
+    batch_size: int = DEFAULT_BATCH_ROWS,
+    top_k: int = 3,
+) -> LocalResult:
+    """The CLI's `classify-file`: same format detection, reader, engine and writer as the S3 function.
+
+    Outputs are written to temporary files and renamed into place, so a failed or interrupted run never
+    leaves a half-written results file. A failed file gets an errors file saying why, and no results.
+    """
+    input_path, results_path = Path(input_path), Path(results_path)
+    spec = detect_format(input_path.name)
+    columns = parse_text_columns(text_columns)
+    errors_target = Path(errors_path) if errors_path else errors_path_for(results_path, spec)
+    results_tmp = _temp_beside(results_path)
+    errors_tmp = _temp_beside(errors_target)
+    try:
+        with input_path.open("rb") as source, results_tmp.open("wb") as results, errors_tmp.open("wb") as errors:
+            summary = classify_stream(source, results=results, errors=errors, classifier=classifier, spec=spec,
+                                      text_columns=columns, limits=limits, batch_size=batch_size, top_k=top_k)
+        if not summary.succeeded:
+            with errors_tmp.open("wb") as errors:
+                write_failure_report(errors, spec, summary.failure_reason or "failed", summary.failure_message or "")
+            results_tmp.unlink()
+            os.replace(errors_tmp, errors_target)
+            return LocalResult(summary, None, errors_target)
+        os.replace(results_tmp, results_path)
+        os.replace(errors_tmp, errors_target)
+        return LocalResult(summary, results_path, errors_target)
+    finally:
+        results_tmp.unlink(missing_ok=True)
+        errors_tmp.unlink(missing_ok=True)
+
+
+def _temp_beside(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    return Path(name)
