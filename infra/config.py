@@ -36,6 +36,7 @@ class MetricName(StrEnum):
     ROWS_REJECTED = "RowsRejected"  # batch
     FILES_PROCESSED = "FilesProcessed"  # batch
     FILES_FAILED = "FilesFailed"  # batch
+    FILE_TRANSIENT_FAILURES = "FileTransientFailures"  # batch: S3/SQS/model errors, the message is retried
     TRAINING_JOBS_STARTED = "TrainingJobsStarted"  # start-training
     TRAINING_JOBS_FAILED = "TrainingJobsFailed"  # promote (state change Failed / Stopped)
     PROMOTIONS = "ModelsPromoted"  # promote
@@ -58,6 +59,9 @@ USER_TOKEN_SCOPE = "aws.cognito.signin.user.admin"  # noqa: S105 - a scope name,
 # Key layout in the buckets (the functions get these as settings).
 INGEST_PREFIX = "ingest/"
 RESULTS_PREFIX = "results/"
+# The batch fan-out's temporary objects (chunks, parts, plan): categorizer.batch.keys.WORK_FOLDER under the
+# results prefix. The batch function may delete only here; a lifecycle rule expires what a job leaves behind.
+RESULTS_WORK_PREFIX = f"{RESULTS_PREFIX}_work/"
 MODELS_PREFIX = "models/"
 TRAINING_PREFIX = "training/"  # base/, holdout/ (uploaded once, docs/deploy.md) and feedback/<job>/ exports
 DECISIONS_PREFIX = "decisions/"
@@ -137,12 +141,18 @@ class StageConfig:
     batch_size: int = 1  # one file per invocation: a file is the unit of work and of failure
     batch_max_concurrency: int = 2
     max_receive_count: int = 3  # receives before a message goes to the DLQ
+    # Chunk fan-out (docs/batch.md): files stored above this size (gzip counted x4) are split into chunk tasks
+    # of this many records, sent on the ingest queue itself.
+    batch_fanout_bytes: int = 32 * 1024 * 1024
+    batch_chunk_rows: int = 51_200
     dlq_retention_days: int = 14
     # Buckets
     ingest_expiration_days: int
     results_expiration_days: int
     access_log_expiration_days: int
     noncurrent_version_expiration_days: int = 30
+    incomplete_upload_days: int = 1  # results bucket: a killed batch job leaves an incomplete multipart upload
+    work_expiration_days: int = 7  # results/_work/ of fan-out jobs that never joined (their chunk hit the DLQ)
     # Learning loop
     retrain_schedule: str = "rate(7 days)"
     retrain_enabled: bool
@@ -434,6 +444,9 @@ class TrainingValues:
 class EnvironmentInputs:
     identity: IdentityValues | None = None
     training: TrainingValues | None = None
+    # The ingest queue's URL (a CDK token in the stack): the batch function sends its chunk tasks there.
+    # None leaves the fan-out off (files are then processed in one invocation or fail time_budget_exceeded).
+    batch_queue_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -486,7 +499,11 @@ def function_environment(function: FunctionName, *, stage: StageConfig, names: R
             "RESULTS_BUCKET": names.results_bucket,
             "INGEST_PREFIX": INGEST_PREFIX,
             "RESULTS_PREFIX": RESULTS_PREFIX,
+            "FANOUT_BYTES": str(stage.batch_fanout_bytes),
+            "CHUNK_ROWS": str(stage.batch_chunk_rows),
         }
+        if inputs.batch_queue_url:
+            env["BATCH_QUEUE_URL"] = inputs.batch_queue_url
     elif function is FunctionName.START_TRAINING:
         if inputs.training is None:
             raise ValueError("the start-training function needs the training role, image and source")

@@ -52,6 +52,8 @@ class CategorizerStack(cdk.Stack):
         identity = Identity(self, "Identity", names=names, retain=stage.retain_data,
                             threat_protection=stage.cognito_threat_protection)
         training = TrainingResources(self, "Training", names=names, stage=stage, model_bucket=registry.bucket)
+        # Before the functions: the batch function's environment names the queue (chunk fan-out).
+        queue = IngestQueue(self, "IngestQueue", spec=config.queue_spec(stage, names))
 
         # --- Functions ------------------------------------------------------------------------------------
         assets = CodeAssets(self, "Code", layer_name="runtime",
@@ -61,6 +63,7 @@ class CategorizerStack(cdk.Stack):
                                            app_client_ids=identity.client_ids),
             training=config.TrainingValues(sagemaker_role_arn=training.role.role_arn,
                                            training_image_uri=training.image_uri, source_uri=training.source_uri),
+            batch_queue_url=queue.queue.queue_url,
         )
         descriptions = {
             FunctionName.API: "REST API: classify, feedback, model card (FastAPI + Mangum)",
@@ -100,7 +103,6 @@ class CategorizerStack(cdk.Stack):
         files.allow_browser_uploads(api.origin)
 
         # --- Batch ----------------------------------------------------------------------------------------
-        queue = IngestQueue(self, "IngestQueue", spec=config.queue_spec(stage, names))
         IngestNotification(self, "IngestNotification", bucket=files.ingest, bucket_name=names.ingest_bucket,
                            queue=queue.queue, prefix=config.INGEST_PREFIX)
         queue.attach(batch_fn.function, max_concurrency=stage.batch_max_concurrency)
@@ -113,6 +115,11 @@ class CategorizerStack(cdk.Stack):
         grant_objects(files.results, batch_fn.role, actions=[*READ_OBJECT_ACTIONS, *WRITE_OBJECT_ACTIONS],
                       prefixes=[config.RESULTS_PREFIX])
         grant_list(files.results, batch_fn.role, prefixes=[config.RESULTS_PREFIX])
+        # Fan-out: the join deletes its work folder (and nothing else); chunk and join tasks go on the queue.
+        # The chain is bounded (split -> chunk -> join), far below Lambda's recursive-loop cut-off of 16.
+        grant_objects(files.results, batch_fn.role, actions=["s3:DeleteObject"],
+                      prefixes=[config.RESULTS_WORK_PREFIX])
+        queue.grant_send_chunk_tasks(batch_fn.role)
         registry.grant_read(batch_fn.role, config.MODELS_PREFIX)
         registry.grant_read_champion(batch_fn.role)
 
@@ -185,7 +192,8 @@ class CategorizerStack(cdk.Stack):
                                f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*"],
             FunctionName.BATCH: [f"{models}/{config.MODELS_PREFIX}*",
                                  f"{arn_token(files.ingest)}/{config.INGEST_PREFIX}*",
-                                 f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*"],
+                                 f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*",
+                                 f"{arn_token(files.results)}/{config.RESULTS_WORK_PREFIX}*"],
             FunctionName.START_TRAINING: [f"{models}/{config.TRAINING_PREFIX}*",
                                           f"{models}/{config.MODELS_PREFIX}*", jobs],
             FunctionName.PROMOTE: [*(f"{models}/{p}*" for p in (config.TRAINING_OUTPUT_PREFIX, config.TRAINING_PREFIX,

@@ -1,7 +1,9 @@
 """Batch files: the ingest and results buckets, the ingest queue with its DLQ, and the S3 -> SQS wiring.
 
-No recursion path: notifications fire only for `ingest/` keys of the ingest bucket, and the batch function
-can write only to the results bucket (which has no notifications at all).
+No unbounded recursion path: notifications fire only for `ingest/` keys of the ingest bucket, and the batch
+function can write only to the results bucket (which has no notifications at all). The one way back to the
+function is its own chunk fan-out (split -> chunk tasks -> join task on the ingest queue): three steps deep,
+and the function's recursive-loop detection (TERMINATE) would stop a runaway chain.
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ class FileBuckets(Construct):
                                               expiration=cdk.Duration.days(stage.ingest_expiration_days),
                                               noncurrent_version_expiration=noncurrent)],
         )
+        # A batch job killed mid-file leaves an incomplete multipart upload (never visible, but billed): abort
+        # it after a day. Fan-out work objects of a job that never joined expire sooner than results; the
+        # join deletes them (delete markers), so their noncurrent versions go after a day too.
         self.results = secure_bucket(
             self, "Results", bucket_name=names.results_bucket, removal_policy=removal_policy,
-            access_logs=access_logs, versioned=True,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-results",
-                                              expiration=cdk.Duration.days(stage.results_expiration_days),
-                                              noncurrent_version_expiration=noncurrent)],
+            access_logs=access_logs, versioned=True, incomplete_upload_days=stage.incomplete_upload_days,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-results", expiration=cdk.Duration.days(stage.results_expiration_days),
+                                 noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="expire-fanout-work", prefix=config.RESULTS_WORK_PREFIX,
+                                 expiration=cdk.Duration.days(stage.work_expiration_days),
+                                 noncurrent_version_expiration=cdk.Duration.days(1)),
+            ],
         )
 
     def allow_browser_uploads(self, origin: str) -> None:
@@ -77,6 +86,12 @@ class IngestQueue(Construct):
         )
         function.add_event_source(source)
         return source
+
+    def grant_send_chunk_tasks(self, grantee: iam.IGrantable) -> None:
+        """The batch function's fan-out sends chunk and join tasks to this queue (SendMessageBatch is
+        authorized as sqs:SendMessage). Only that action: the URL comes from the environment, not GetQueueUrl."""
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))
 
 
 class IngestNotification(Construct):

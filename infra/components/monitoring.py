@@ -104,6 +104,16 @@ class Monitoring(Construct):
                     datapoints=1,
                     runbook="Many input rows were rejected. Read the <name>.errors.* reports next to the "
                             "results (reasons per row) and tell the team that dropped the files.")
+        # Whole-file failures are reports, not retries; this counts the retried ones (S3/SQS errors, the model
+        # not loading), which become DLQ messages after max_receive_count.
+        self._alarm("FileTransientFailures",
+                    self._metric(MetricName.FILE_TRANSIENT_FAILURES, period=FIVE_MINUTES),
+                    threshold=1, periods=1, datapoints=1,
+                    runbook="A batch file job (or a fan-out chunk/join task) failed with a transient error and "
+                            "its message returns to the ingest queue. Search the batch function's logs for "
+                            "'file job failed' (message_id, exception): S3 or SQS throttling/permissions, or "
+                            "the champion model failing to load. Repeated failures land in the ingest DLQ; fix "
+                            "the cause, then redrive it.")
 
         # --- Learning loop ---------------------------------------------------------------------------------
         self._alarm("TrainingJobFailed", self._metric(MetricName.TRAINING_JOBS_FAILED, period=ONE_HOUR),
@@ -209,7 +219,8 @@ class Monitoring(Construct):
                 right=[metrics["rejected_ratio"]]),
             cw.GraphWidget(title="Batch files", width=8, left=[
                 self._metric(MetricName.FILES_PROCESSED, period=ONE_HOUR),
-                self._metric(MetricName.FILES_FAILED, period=ONE_HOUR)]),
+                self._metric(MetricName.FILES_FAILED, period=ONE_HOUR),
+                self._metric(MetricName.FILE_TRANSIENT_FAILURES, period=ONE_HOUR)]),
             cw.GraphWidget(title="Predictions by label", width=8, left=[search_by_label], stacked=True),
         )
         dashboard.add_widgets(

@@ -18,7 +18,7 @@ WRITE_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 
 def secure_bucket(scope: Construct, construct_id: str, *, bucket_name: str, removal_policy: cdk.RemovalPolicy,
                   access_logs: s3.IBucket | None, versioned: bool,
-                  lifecycle_rules: Sequence[s3.LifecycleRule]) -> s3.Bucket:
+                  lifecycle_rules: Sequence[s3.LifecycleRule], incomplete_upload_days: int = 2) -> s3.Bucket:
     bucket = s3.Bucket(
         scope, construct_id,
         bucket_name=bucket_name,
@@ -30,7 +30,7 @@ def secure_bucket(scope: Construct, construct_id: str, *, bucket_name: str, remo
         versioned=versioned,
         lifecycle_rules=[
             s3.LifecycleRule(id="abort-incomplete-uploads",
-                             abort_incomplete_multipart_upload_after=cdk.Duration.days(2)),
+                             abort_incomplete_multipart_upload_after=cdk.Duration.days(incomplete_upload_days)),
             *lifecycle_rules,
         ],
         server_access_logs_bucket=access_logs,

@@ -64,6 +64,47 @@ def test_the_settings_object_reads_back_what_the_stack_sets(monkeypatch):
     assert settings.training_source_uri == "s3://b/k.tar.gz"
 
 
+def test_results_work_prefix_is_the_batch_fanout_work_folder():
+    from categorizer.batch.keys import WORK_FOLDER
+
+    assert config.RESULTS_WORK_PREFIX == config.RESULTS_PREFIX + WORK_FOLDER == "results/_work/"
+
+
+def test_batch_fanout_is_on_only_with_a_queue_url_and_the_settings_read_it_back(monkeypatch):
+    from categorizer.settings import Settings
+
+    stage, names = config.load_stage("dev"), config.resource_names("dev", account="1", region="us-east-1")
+    without = config.function_environment(FunctionName.BATCH, stage=stage, names=names, inputs=_inputs())
+    assert "BATCH_QUEUE_URL" not in without  # fan-out off, e.g. callers that do not know the queue
+    url = "https://sqs.us-east-1.amazonaws.com/1/categorizer-dev-ingest"
+    env = config.function_environment(FunctionName.BATCH, stage=stage, names=names,
+                                      inputs=dataclasses.replace(_inputs(), batch_queue_url=url))
+    assert env["BATCH_QUEUE_URL"] == url
+    for function in (FunctionName.API, FunctionName.START_TRAINING, FunctionName.PROMOTE):
+        assert "BATCH_QUEUE_URL" not in config.function_environment(
+            function, stage=stage, names=names, inputs=dataclasses.replace(_inputs(), batch_queue_url=url))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert settings.batch_queue_url == url
+    assert (settings.fanout_bytes, settings.chunk_rows) == (stage.batch_fanout_bytes, stage.batch_chunk_rows)
+
+
+def test_local_stack_environment_enables_fanout_on_the_emulated_ingest_queue(tmp_path):
+    from types import SimpleNamespace
+
+    from categorizer_cli.local.config import LocalConfig
+    from categorizer_cli.local.supervisor import function_environment
+
+    stage = config.load_stage("local")
+    names = config.resource_names("local", account="123456789012", region="us-east-1")
+    local = LocalConfig(directory=tmp_path, moto_port=4566, api_port=8000, token_port=8001)
+    identity = SimpleNamespace(user_pool_id="us-east-1_pool", machine_client_id="m", user_client_id="u")
+    env = function_environment(local, stage, names, identity)
+    assert env["BATCH_QUEUE_URL"] == "http://127.0.0.1:4566/123456789012/categorizer-local-ingest"
+    assert env["RESULTS_BUCKET"] == names.results_bucket and env["CHUNK_ROWS"] == str(stage.batch_chunk_rows)
+
+
 def test_api_environment_names_the_identity_and_both_permission_routes():
     env = config.function_environment(FunctionName.API, stage=config.load_stage("dev"),
                                       names=config.resource_names("dev", account="1", region="us-east-1"),

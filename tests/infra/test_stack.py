@@ -255,7 +255,9 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
             ("ssm:GetParameter", champion_arn)} | objects(ingest, read, "ingest/") | {listing(ingest, "ingest/")} | \
             objects(results, read + write, "results/") | {listing(results, "results/")} | {
             (f"sqs:{a}", queue) for a in ("ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility",
-                                          "GetQueueAttributes", "GetQueueUrl")}
+                                          "GetQueueAttributes", "GetQueueUrl")} | {
+            # Chunk fan-out: send tasks to its own queue, delete only its work folder.
+            ("sqs:SendMessage", queue), ("s3:DeleteObject", f"{results}/{config.RESULTS_WORK_PREFIX}*")}
     failures = logical_id(resources, "LearningLoopFailures", "AWS::SQS::Queue") + ".Arn"
     send_failures = {(f"sqs:{a}", failures) for a in ("SendMessage", "GetQueueAttributes", "GetQueueUrl")}
     stage = resources[champion]["Properties"]["Name"].split("/")[2]
@@ -465,6 +467,38 @@ def test_no_recursion_path_from_batch_outputs_back_to_the_batch_function(synthes
     assert not env["RESULTS_PREFIX"].startswith(env["INGEST_PREFIX"])
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_batch_function_fans_out_on_its_own_ingest_queue(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    queue = logical_id(resources, "IngestQueue", "AWS::SQS::Queue")
+    fn = resources[logical_id(resources, "BatchFunction", "AWS::Lambda::Function")]
+    variables = fn["Properties"]["Environment"]["Variables"]
+    assert variables["BATCH_QUEUE_URL"] == {"Ref": queue}  # an SQS queue's Ref is its URL
+    assert variables["FANOUT_BYTES"] == str(settings.batch_fanout_bytes) == str(32 * 1024 * 1024)
+    assert variables["CHUNK_ROWS"] == str(settings.batch_chunk_rows) == "51200"
+    # Only the batch function gets the queue URL (the other functions never send chunk tasks).
+    others = [r["Properties"]["Environment"]["Variables"] for r in synthesized.resources(
+        stage, "AWS::Lambda::Function").values() if r is not fn]
+    assert others and not any("BATCH_QUEUE_URL" in v for v in others)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_results_bucket_aborts_incomplete_uploads_after_a_day_and_expires_fanout_work(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    results = resources[logical_id(resources, "FilesResults", "AWS::S3::Bucket")]
+    rules = {r["Id"]: r for r in results["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-incomplete-uploads"] == {
+        "Id": "abort-incomplete-uploads", "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
+    assert rules["expire-fanout-work"] == {
+        "Id": "expire-fanout-work", "Status": "Enabled", "Prefix": "results/_work/", "ExpirationInDays": 7,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}
+    assert rules["expire-results"]["ExpirationInDays"] == settings.results_expiration_days
+    assert "Prefix" not in rules["abort-incomplete-uploads"]  # every key: results, reports and work objects
+
+
 # --- Functions, logs, tracing, async failures --------------------------------------------------------------
 
 
@@ -586,6 +620,7 @@ def test_start_training_gets_everything_a_job_request_needs(synthesized, stage):
 EXPECTED_ALARMS = {
     "Api5xxRate", "ApiLatencyP99", "IngestDlqMessages", "LearningLoopFailuresMessages", "RejectedRowRatio",
     "TrainingJobFailed", "PromotionRejectedRepeatedly", "LowConfidenceShare", "FeedbackDisagreementRate",
+    "FileTransientFailures",
     *(f"{name}{kind}" for name in ("Api", "Batch", "StartTraining", "Promote") for kind in ("Errors", "Throttles")),
 }
 
@@ -630,7 +665,19 @@ def test_custom_metric_alarms_read_the_functions_namespace_and_service_dimension
                 assert metric["Dimensions"] == [{"Name": "service", "Value": config.service_name(stage)}]
                 seen.add(metric["MetricName"])
     assert seen == {"RowsClassified", "RowsRejected", "TrainingJobsFailed", "ConsecutivePromotionRejections",
-                    "Predictions", "LowConfidencePredictions", "FeedbackDisagreement"}
+                    "Predictions", "LowConfidencePredictions", "FeedbackDisagreement", "FileTransientFailures"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_transient_batch_failures_alarm_on_the_first_one(synthesized, stage):
+    (alarm,) = [r["Properties"] for r in synthesized.resources(stage, "AWS::CloudWatch::Alarm").values()
+                if r["Properties"]["AlarmName"] == f"categorizer-{stage}-FileTransientFailures"]
+    # The name the batch handler emits (functions/categorizer/handlers/batch.py), summed per 5 minutes, > 0.
+    assert alarm["MetricName"] == config.MetricName.FILE_TRANSIENT_FAILURES == "FileTransientFailures"
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Period"]) == (config.METRICS_NAMESPACE, "Sum", 300)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1)
+    assert "DLQ" in alarm["AlarmDescription"] and "file job failed" in alarm["AlarmDescription"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

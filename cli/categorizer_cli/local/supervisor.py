@@ -43,6 +43,7 @@ def function_environment(config: LocalConfig, stage, names, identity) -> dict[st
                                                         tag=stage.training_image_tag, region=REGION,
                                                         registry_account=infra.dlc_account(REGION)),
             source_uri=f"s3://{names.model_bucket}/{infra.TRAINING_PREFIX}source/sourcedir.tar.gz"),
+        batch_queue_url=f"{config.aws_endpoint}/{ACCOUNT}/{names.ingest_queue}",  # fan-out, as in AWS
     )
     env: dict[str, str] = {}
     for function in infra.FunctionName:
