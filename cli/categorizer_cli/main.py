@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from categorizer_cli import model_commands, stack_commands
+from categorizer_cli import model_commands, registry_commands, stack_commands
 from categorizer_cli.paths import DEFAULT_MODEL
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="model_command", required=True)
     model_commands.add_build_parser(model)
     model_commands.add_eval_parser(model)
+    registry_commands.add_model_parsers(model)
 
     classify = sub.add_parser("classify", help="classify one or more texts")
     classify.add_argument("texts", nargs="+")
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify_file.set_defaults(func=run_classify_file)
 
     stack_commands.add_parsers(sub)
+    registry_commands.add_retrain_parser(sub)
 
     bench = sub.add_parser("bench", help="benchmark the engine against TF-IDF+RF and PyTorch peers")
     bench.add_argument("--model", type=Path, default=DEFAULT_MODEL)

@@ -1,0 +1,220 @@
+"""Promote or reject a finished training job's model ("SageMaker Training Job State Change" events).
+
+Completed: fetch the job's model.tar.gz, verify it (hashes, labels), register it under models/<version>/,
+score candidate and champion on the same fixed hold-out and the same held-out feedback items, apply the
+gate, move the champion pointer only if it passes, and record the decision either way.
+Failed / Stopped: record it; the champion stays. A redelivered event finds its decision and changes nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from categorizer.adapters.feedback_table import FeedbackRecord
+from categorizer.adapters.model_registry_bucket import split_s3_uri
+from categorizer.engine import Bundle, BundleError, Classifier, load_bundle
+from categorizer.engine.bundle import extract_bundle
+from categorizer.observability import logger
+from categorizer.registry.evaluation import LabelledTexts, evaluate, read_labelled_files
+from categorizer.registry.feedback_export import ExportLocation, evaluation_set
+from categorizer.registry.gate import GatePolicy, GateResult, ModelScores, decide
+from categorizer.registry.records import Action, Decision
+from categorizer.registry.store import ModelRegistry
+from categorizer.registry.training_job import holdout_prefix, job_output_key
+from categorizer.settings import Settings
+
+DETAIL_TYPE = "SageMaker Training Job State Change"
+TERMINAL_STATES = ("Completed", "Failed", "Stopped")
+PROMOTE_ACTOR = "promote-function"
+
+
+class EventShapeError(ValueError):
+    """The event is not a SageMaker training job state change."""
+
+
+@dataclass(frozen=True)
+class TrainingJobState:
+    job_name: str
+    status: str
+    secondary_status: str | None
+    failure_reason: str | None
+    model_artifacts: str | None  # s3://... of model.tar.gz (present when Completed)
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> TrainingJobState:
+        if event.get("detail-type") != DETAIL_TYPE or event.get("source") != "aws.sagemaker":
+            raise EventShapeError(f"not a {DETAIL_TYPE!r} event: {event.get('detail-type')!r}")
+        detail = event.get("detail") or {}
+        try:
+            name, status = str(detail["TrainingJobName"]), str(detail["TrainingJobStatus"])
+        except KeyError as exc:
+            raise EventShapeError(f"the event's detail has no {exc.args[0]}") from exc
+        return cls(job_name=name, status=status, secondary_status=detail.get("SecondaryStatus"),
+                   failure_reason=detail.get("FailureReason"),
+                   model_artifacts=(detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts"))
+
+
+@dataclass
+class PromotionDependencies:
+    settings: Settings
+    registry: ModelRegistry
+    read_feedback: Callable[[], Sequence[FeedbackRecord]]
+    cache_dir: Path  # bundles/, holdout/ and incoming candidates; never the serving model store's directory
+    actor: str = PROMOTE_ACTOR
+
+    @property
+    def bundles_dir(self) -> Path:
+        return self.cache_dir / "bundles"
+
+
+@dataclass(frozen=True)
+class Review:
+    candidate: ModelScores
+    champion: ModelScores
+    gate: GateResult
+
+
+def policy_from(settings: Settings) -> GatePolicy:
+    return GatePolicy(max_class_f1_drop=settings.promotion_max_class_f1_drop,
+                      macro_f1_tolerance=settings.promotion_macro_f1_tolerance)
+
+
+def load_holdout(registry: ModelRegistry, settings: Settings, bundle: Bundle, cache_dir: Path) -> LabelledTexts:
+    """The fixed hold-out channel, read with the columns the model was trained with."""
+    prefix = holdout_prefix(settings.training_prefix)
+    keys = [k for k in registry.bucket.list_keys(prefix) if not k.endswith("/")]
+    target = cache_dir / "holdout"
+    shutil.rmtree(target, ignore_errors=True)
+    paths = [registry.bucket.download_file(key, target / key[len(prefix):]) for key in keys]
+    return read_labelled_files(paths, text_columns=tuple(bundle.manifest.get("text_columns") or ("text",)),
+                               label_column=str(bundle.manifest.get("label_column") or "category"))
+
+
+def review_candidate(candidate: Bundle, champion: Bundle, *, holdout: LabelledTexts, feedback: LabelledTexts,
+                     policy: GatePolicy, threads: int | None = None) -> Review:
+    scores = {}
+    for role, bundle in (("candidate", candidate), ("champion", champion)):
+        classifier = Classifier(bundle, threads=threads)
+        scores[role] = ModelScores(labels=bundle.labels, holdout=evaluate(classifier, holdout),
+                                   feedback=evaluate(classifier, feedback))
+    return Review(candidate=scores["candidate"], champion=scores["champion"],
+                  gate=decide(scores["candidate"], scores["champion"], policy))
+
+
+def review_registered(version: str, deps: PromotionDependencies, *, candidate: Bundle | None = None) -> Review:
+    """Score a registered version against the current champion (the promote function and the CLI use this)."""
+    registry, settings = deps.registry, deps.settings
+    champion_version = registry.champion_version()
+    if champion_version is None:
+        raise BundleError("there is no champion to compare with")
+    candidate = candidate or registry.fetch_bundle(version, deps.bundles_dir)
+    champion = registry.fetch_bundle(champion_version, deps.bundles_dir)
+    registry.prune_cache(deps.bundles_dir, keep={version, champion_version})
+    holdout = load_holdout(registry, settings, candidate, deps.cache_dir)
+    feedback = evaluation_set(deps.read_feedback(), labels=champion.labels,
+                              holdout_percent=settings.feedback_holdout_percent)
+    return review_candidate(candidate, champion, holdout=holdout, feedback=feedback, policy=policy_from(settings),
+                            threads=settings.onnx_threads)
+
+
+def handle_training_state_change(event: dict[str, Any], deps: PromotionDependencies) -> dict[str, Any]:
+    state = TrainingJobState.from_event(event)
+    registry, settings = deps.registry, deps.settings
+    if not state.job_name.startswith(f"{settings.training_job_prefix}-"):
+        return _outcome("ignored", state, reason=f"not a job of this stage ({settings.training_job_prefix}-*)")
+    if state.status not in TERMINAL_STATES:
+        return _outcome("ignored", state, reason=f"status {state.status} is not final")
+    earlier = registry.decision_for_job(state.job_name)
+    if earlier is not None:
+        return _outcome("already_decided", state, earlier)
+    champion = registry.champion_version()
+    if state.status != "Completed":
+        reason = f"training job {state.status.lower()}"
+        reason += f" ({state.secondary_status})" if state.secondary_status else ""
+        reason += f": {state.failure_reason}" if state.failure_reason else ""
+        return _outcome("training_failed", state, registry.record(Decision(
+            action=Action.TRAINING_FAILED, version=None, previous_champion=champion, actor=deps.actor,
+            reasons=(reason, "the champion keeps serving"), job_name=state.job_name)))
+
+    try:
+        candidate, tarball = _fetch_candidate(state, deps)
+    except (BundleError, ClientError, ValueError) as exc:
+        logger.error("candidate model refused", extra={"job_name": state.job_name, "error": str(exc)})
+        return _outcome("rejected", state, registry.record(Decision(
+            action=Action.REJECTED, version=None, previous_champion=champion, actor=deps.actor,
+            reasons=(f"the candidate bundle cannot be used: {exc}",), job_name=state.job_name)),
+            consecutive_rejections=registry.rejections_since_last_change())
+    try:
+        return _decide(state, candidate, tarball, champion, deps)
+    finally:
+        shutil.rmtree(tarball.parent, ignore_errors=True)
+
+
+def _decide(state: TrainingJobState, candidate: Bundle, tarball: Path, champion: str | None,
+            deps: PromotionDependencies) -> dict[str, Any]:
+    registry, settings = deps.registry, deps.settings
+    export = registry.bucket.get_json(ExportLocation.for_job(settings.training_prefix, state.job_name).summary_key)
+    registry.register(tarball, candidate, source={
+        "kind": "training_job", "job_name": state.job_name,
+        "feedback_until": (export or {}).get("feedback_until"), "export": export})
+
+    details = {"job_name": state.job_name, "candidate_metrics": {"bundle": candidate.metrics}}
+    if champion == candidate.version:  # a redelivery after the pointer moved but before the decision was saved
+        return _outcome("promoted", state, registry.promote(
+            candidate.version, action=Action.PROMOTED, actor=deps.actor,
+            reasons=("the candidate is already the champion",), **details))
+    if champion is None:
+        return _outcome("promoted", state, registry.promote(
+            candidate.version, action=Action.PROMOTED, actor=deps.actor,
+            reasons=("no champion to compare with: the first model serves",), **details))
+
+    review = review_registered(candidate.version, deps, candidate=candidate)
+    details = {"job_name": state.job_name, "candidate_metrics": review.candidate.summary(),
+               "champion_metrics": review.champion.summary(),
+               "checks": tuple(check.to_json() for check in review.gate.checks)}
+    if review.gate.accepted:
+        decision = registry.promote(candidate.version, action=Action.PROMOTED, actor=deps.actor,
+                                    reasons=review.gate.reasons, **details)
+        return _outcome("promoted", state, decision)
+    decision = registry.record(Decision(action=Action.REJECTED, version=candidate.version,
+                                        previous_champion=champion, actor=deps.actor,
+                                        reasons=review.gate.reasons, **details))
+    return _outcome("rejected", state, decision, consecutive_rejections=registry.rejections_since_last_change())
+
+
+def _fetch_candidate(state: TrainingJobState, deps: PromotionDependencies) -> tuple[Bundle, Path]:
+    settings, bucket = deps.settings, deps.registry.bucket
+    uri = state.model_artifacts or bucket.uri(job_output_key(settings.training_output_prefix, state.job_name))
+    artifact_bucket, key = split_s3_uri(uri)
+    if artifact_bucket != bucket.bucket:
+        raise ValueError(f"the job's model is outside the model bucket: {uri}")
+    workdir = Path(tempfile.mkdtemp(prefix="candidate-", dir=_ensure(deps.cache_dir / "incoming")))
+    try:
+        tarball = bucket.download_file(key, workdir / "model.tar.gz")
+        bundle = load_bundle(extract_bundle(tarball, workdir / "bundle"))  # verifies every file's sha256
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return bundle, tarball
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _outcome(status: str, state: TrainingJobState, decision: Decision | None = None, **extra: Any) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"status": status, "job_name": state.job_name, "job_status": state.status, **extra}
+    if decision is not None:
+        outcome["decision"] = decision.to_json()
+    if status == "promoted" and decision is not None:
+        outcome["consecutive_rejections"] = 0
+    logger.info("training job state handled", extra={k: v for k, v in outcome.items() if k != "decision"})
+    return outcome

@@ -1,0 +1,176 @@
+"""Start a retraining: export the feedback, then one SageMaker training job in script mode.
+
+The job runs the AWS-managed PyTorch training image with model_build/sagemaker_entry.py from the source
+archive (`sagemaker_program` + `sagemaker_submit_directory`, as the SageMaker Python SDK sets them), and
+three channels: `train` (base data), `test` (the fixed hold-out) and `feedback` (this export). Its name comes
+from the schedule's event time, so a retried invocation finds its job instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from categorizer.adapters.feedback_table import FeedbackRecord
+from categorizer.adapters.training_jobs import TrainingJobs
+from categorizer.observability import logger
+from categorizer.registry.feedback_export import ExportLocation, plan_export, write_export
+from categorizer.registry.store import ModelRegistry
+from categorizer.settings import Settings
+
+TRAIN_CHANNEL, HOLDOUT_CHANNEL, FEEDBACK_CHANNEL = "train", "test", "feedback"
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
+SDK_HYPERPARAMETERS = ("sagemaker_program", "sagemaker_submit_directory", "sagemaker_region",
+                       "sagemaker_container_log_level", "sagemaker_job_name")
+
+
+class TrainingConfigError(ValueError):
+    """A setting the training job needs is missing or invalid."""
+
+
+def base_prefix(training_prefix: str) -> str:
+    return f"{training_prefix}base/"
+
+
+def holdout_prefix(training_prefix: str) -> str:
+    return f"{training_prefix}holdout/"
+
+
+def job_name_for(prefix: str, when: datetime) -> str:
+    name = f"{prefix}-{when:%Y%m%d-%H%M%S}"
+    if not JOB_NAME_PATTERN.match(name):
+        raise TrainingConfigError(f"training job name {name!r} breaks SageMaker's rules (<= 63 characters, "
+                                  "letters, digits and hyphens)")
+    return name
+
+
+def job_output_key(output_prefix: str, job_name: str) -> str:
+    """Where SageMaker writes the job's model: <S3OutputPath>/<job name>/output/model.tar.gz."""
+    return f"{output_prefix}{job_name}/output/model.tar.gz"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingJobSpec:
+    bucket: str
+    role_arn: str
+    image_uri: str
+    source_uri: str
+    entry_point: str
+    instance_type: str
+    use_spot: bool
+    max_runtime_seconds: int
+    max_wait_seconds: int
+    training_prefix: str
+    output_prefix: str
+    recipe: str
+    region: str
+    stage: str
+    volume_gb: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrainingJobSpec:
+        required = {"MODEL_BUCKET": settings.model_bucket, "TRAINING_ROLE_ARN": settings.training_role_arn,
+                    "TRAINING_IMAGE_URI": settings.training_image_uri,
+                    "TRAINING_SOURCE_URI": settings.training_source_uri}
+        missing = [name for name, value in required.items() if not value]
+        if missing:
+            raise TrainingConfigError(f"the training job needs {', '.join(missing)}")
+        if settings.training_use_spot and settings.training_max_wait_seconds < settings.training_max_runtime_seconds:
+            raise TrainingConfigError("TRAINING_MAX_WAIT_SECONDS must be >= TRAINING_MAX_RUNTIME_SECONDS for spot")
+        return cls(bucket=str(settings.model_bucket), role_arn=str(settings.training_role_arn),
+                   image_uri=str(settings.training_image_uri), source_uri=str(settings.training_source_uri),
+                   entry_point=settings.training_entry_point, instance_type=settings.training_instance_type,
+                   use_spot=settings.training_use_spot, max_runtime_seconds=settings.training_max_runtime_seconds,
+                   max_wait_seconds=settings.training_max_wait_seconds, training_prefix=settings.training_prefix,
+                   output_prefix=settings.training_output_prefix, recipe=settings.training_recipe,
+                   region=settings.region, stage=settings.stage, volume_gb=settings.training_volume_gb)
+
+    def s3(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+
+def _channel(name: str, uri: str, content_type: str) -> dict[str, Any]:
+    return {"ChannelName": name, "ContentType": content_type, "InputMode": "File", "CompressionType": "None",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                            "S3DataDistributionType": "FullyReplicated"}}}
+
+
+def build_request(spec: TrainingJobSpec, job_name: str, *, feedback_prefix: str) -> dict[str, Any]:
+    """The CreateTrainingJob request. Hyperparameter values are JSON-encoded, as the SageMaker SDK sends them
+    (the training toolkit decodes them, then passes the non-`sagemaker_` ones as `--name value`)."""
+    hyperparameters = {
+        "sagemaker_program": spec.entry_point,
+        "sagemaker_submit_directory": spec.source_uri,
+        "sagemaker_region": spec.region,
+        "sagemaker_container_log_level": 20,
+        "sagemaker_job_name": job_name,
+        "recipe": spec.recipe,
+    }
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
+    if spec.use_spot:
+        stopping["MaxWaitTimeInSeconds"] = spec.max_wait_seconds
+    return {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {"TrainingImage": spec.image_uri, "TrainingInputMode": "File"},
+        "RoleArn": spec.role_arn,
+        "HyperParameters": {name: json.dumps(value) for name, value in hyperparameters.items()},
+        "InputDataConfig": [
+            _channel(TRAIN_CHANNEL, spec.s3(base_prefix(spec.training_prefix)), "text/csv"),
+            _channel(HOLDOUT_CHANNEL, spec.s3(holdout_prefix(spec.training_prefix)), "text/csv"),
+            _channel(FEEDBACK_CHANNEL, spec.s3(feedback_prefix), "application/jsonlines"),
+        ],
+        "OutputDataConfig": {"S3OutputPath": spec.s3(spec.output_prefix)},
+        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": 1,
+                           "VolumeSizeInGB": spec.volume_gb},
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": spec.use_spot,
+        "Tags": [{"Key": "app", "Value": "categorizer"}, {"Key": "stage", "Value": spec.stage}],
+    }
+
+
+@dataclass
+class RetrainDependencies:
+    settings: Settings
+    registry: ModelRegistry
+    jobs: TrainingJobs
+    read_feedback: Callable[[], Sequence[FeedbackRecord]]
+    cache_dir: Path
+
+
+def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any]:
+    """Export feedback and start the job for the schedule tick `when`, or say why not."""
+    settings = deps.settings
+    spec = TrainingJobSpec.from_settings(settings)
+    job_name = job_name_for(settings.training_job_prefix, when)
+    if deps.jobs.exists(job_name):  # a retried invocation: the job is running or ran; never export again
+        logger.info("training job already started", extra={"job_name": job_name})
+        return {"status": "already_started", "job_name": job_name}
+    champion = deps.registry.champion_pointer()
+    if champion is None:
+        return _skipped(job_name, "no champion model yet: publish one first (its labels define the label set)")
+    labels = deps.registry.labels_of(deps.registry.require(champion.version), deps.cache_dir / "bundles")
+    plan = plan_export(deps.read_feedback(), labels=labels, since=deps.registry.last_feedback_cutoff(),
+                       min_new=settings.min_new_feedback, holdout_percent=settings.feedback_holdout_percent)
+    if plan.skip_reason:
+        return _skipped(job_name, plan.skip_reason, plan.summary())
+    location = ExportLocation.for_job(settings.training_prefix, job_name)
+    export = write_export(deps.registry.bucket, plan, location)
+    if plan.usable.unknown_labels:
+        logger.warning("feedback with labels the champion does not know was refused",
+                       extra={"unknown_labels": plan.usable.unknown_labels})
+    request = build_request(spec, job_name, feedback_prefix=location.train_prefix)
+    started = deps.jobs.create(request)
+    status = "started" if started else "already_started"
+    logger.info("training job " + status.replace("_", " "), extra={"job_name": job_name, "export": export,
+                                                                 "champion": champion.version})
+    return {"status": status, "job_name": job_name, "champion": champion.version, "export": export}
+
+
+def _skipped(job_name: str, reason: str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    logger.info("retraining skipped", extra={"job_name": job_name, "reason": reason, "export": summary})
+    return {"status": "skipped", "job_name": job_name, "reason": reason, **({"export": summary} if summary else {})}

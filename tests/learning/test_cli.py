@@ -1,0 +1,124 @@
+"""`categorizer model list|promote|rollback` against a stage given by its outputs file (moto in server mode,
+the way the local stack serves it)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from categorizer.adapters.feedback_table import TABLE_SCHEMA
+from categorizer.registry.records import Action
+from categorizer_cli.main import main
+from categorizer_cli.registry_commands import registry_for
+from categorizer_cli.stack_client import Stack
+from tests.conftest import TEST_DATA
+from tests.learning.support import BUCKET, PARAMETER, REGION, TABLE, clear_caches, reversioned
+
+V2 = "20261201-000000-bbbbbbbb"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def outputs(tmp_path: Path, tiny_bundle: Path, tiny_tarball: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._port}"
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ONNX_THREADS", "1")
+    clear_caches()
+    # moto's state is global to the process: names of its own keep this test apart from every other.
+    suffix = uuid.uuid4().hex[:8]
+    bucket, table = f"{BUCKET}-{suffix}", f"{TABLE}-{suffix}"
+    try:
+        path = tmp_path / "outputs.json"
+        path.write_text(json.dumps({"Categorizer-dev": {
+            "Stage": "dev", "Region": REGION, "ModelBucket": bucket, "ChampionParameter": f"{PARAMETER}-{suffix}",
+            "FeedbackTable": table, "AwsEndpointUrl": endpoint}}))
+        stack = Stack.load(path)
+        stack.aws("s3").create_bucket(Bucket=bucket)
+        stack.aws("dynamodb").create_table(TableName=table, **TABLE_SCHEMA)
+        stack.aws("s3").upload_file(str(TEST_DATA / "tiny.csv"), bucket, "training/holdout/tiny.csv")
+        registry = registry_for(stack)
+        registry.publish(tiny_bundle, tiny_tarball, actor="setup")
+        bundle_dir, tarball = reversioned(tiny_bundle, tmp_path / V2, V2)
+        from categorizer.engine import load_bundle
+
+        registry.register(tarball, load_bundle(bundle_dir), source={"kind": "training_job", "job_name": "job-2"})
+        yield path
+    finally:
+        server.stop()
+        clear_caches()
+
+
+def run(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_model_list_shows_versions_metrics_champion_and_decisions(outputs: Path, tiny_bundle: Path, capsys):
+    assert run("model", "list", "--outputs", str(outputs), "--json") == 0
+    listing = json.loads(capsys.readouterr().out)
+    champion = json.loads((tiny_bundle / "manifest.json").read_text())["version"]
+    assert listing["champion"] == champion
+    statuses = {m["version"]: m["status"] for m in listing["models"]}
+    assert statuses == {champion: "CHAMPION", V2: "registered"}
+    assert all(m["bundle_manifest"]["metrics"]["accuracy"] > 0 for m in listing["models"])
+    assert [d["action"] for d in listing["decisions"]] == ["published"]
+
+    assert run("model", "list", "--outputs", str(outputs)) == 0
+    text = capsys.readouterr().out
+    assert f"champion: {champion}" in text and "CHAMPION" in text and "published" in text and "job-2" in text
+
+
+def test_promote_runs_the_gate_and_force_records_who_overrode_it(outputs: Path, capsys):
+    # The same network under another version cannot beat the champion on feedback: the gate says no.
+    assert run("model", "promote", V2, "--outputs", str(outputs)) == 1
+    refused = capsys.readouterr().out
+    assert f"{V2} does not pass the gate" in refused and "no held-out feedback items" in refused
+    registry = registry_for(Stack.load(outputs))
+    champion = registry.champion_version()
+    assert champion != V2
+
+    assert run("model", "promote", V2, "--force", "--outputs", str(outputs)) == 1  # a reason is required
+    assert "needs a reason" in capsys.readouterr().out
+    assert run("model", "promote", V2, "--force", "--reason", "customer escalation", "--by", "alice",
+               "--outputs", str(outputs)) == 0
+    assert registry.champion_version() == V2
+    decision = registry.decisions()[-1]
+    assert (decision.action, decision.actor, decision.previous_champion) == (Action.FORCED, "alice", champion)
+    assert decision.reasons == ("forced by alice: customer escalation",)
+
+
+def test_rollback_puts_the_previous_champion_back_and_says_who(outputs: Path, capsys):
+    registry = registry_for(Stack.load(outputs))
+    first = registry.champion_version()
+    assert run("model", "rollback", "--outputs", str(outputs)) == 1  # nothing before the first champion
+    assert "nothing to roll back to" in capsys.readouterr().out
+    assert run("model", "promote", V2, "--force", "--reason", "try it", "--outputs", str(outputs)) == 0
+    assert run("model", "rollback", "--reason", "worse on refunds", "--outputs", str(outputs)) == 0
+    assert registry.champion_version() == first
+    decision = registry.decisions()[-1]
+    assert decision.action is Action.ROLLED_BACK and decision.actor.startswith("local:")
+    assert decision.reasons[0].endswith(": worse on refunds")
+
+
+def test_unknown_versions_are_refused_with_the_known_ones(outputs: Path, capsys):
+    assert run("model", "promote", "nope", "--force", "--reason", "x", "--outputs", str(outputs)) == 1
+    assert "no model 'nope' in the registry" in capsys.readouterr().out
+
+
+def test_boto3_clients_use_the_outputs_endpoint(outputs: Path):
+    stack = Stack.load(outputs)
+    assert stack.aws("s3").meta.endpoint_url == stack.outputs["AwsEndpointUrl"]
+    assert boto3.client("s3", region_name=REGION).meta.endpoint_url != stack.outputs["AwsEndpointUrl"]
