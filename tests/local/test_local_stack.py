@@ -105,6 +105,19 @@ def test_classify_then_feedback_through_the_api(stack: LocalStack):
     assert "card_arrival" in refused.stdout  # the valid labels are listed
 
 
+def test_retrain_now_trains_on_the_feedback_and_records_a_decision(stack: LocalStack):
+    result = json.loads(stack.cli("retrain", "--json", timeout=1200).stdout)
+    assert result["ok"] is True
+    started = result["start_training"]
+    assert started["status"] == "started", started
+    (job,) = result["jobs"]
+    listing = stack.cli("model", "list").stdout
+    assert "published" in listing  # the default model's publication opens the history
+    decision = json.dumps(job)
+    assert any(word in decision for word in ("promoted", "rejected")), decision
+    assert started["job_name"] in listing or job.get("version", "") in listing
+
+
 def test_drop_a_csv_and_get_results_errors_and_manifest(stack: LocalStack):
     dropped = stack.cli("drop", str(ROOT / "examples" / "support-messages.csv"), timeout=300)
     assert "status      succeeded" in dropped.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 from botocore.exceptions import ClientError
@@ -93,31 +94,21 @@ def _identity(endpoint: str, names: infra.ResourceNames) -> Identity:
                     user_client_id=user_id)
 
 
-def publish_champion(endpoint: str, names: infra.ResourceNames, bundle_dir, *, tarball) -> str:
-    """Upload a bundle as models/<version>/ and point the champion parameter at it (if none is set yet)."""
-    from categorizer.engine import load_bundle
-    from categorizer.model_store import ChampionPointer, model_key
+def publish_default_model(endpoint: str, names: infra.ResourceNames, bundle_dir: Path, *, tarball: Path,
+                          data_dir: Path) -> str | None:
+    """Register the default bundle (champion if there is none yet) and upload the training channels, once.
 
-    bundle = load_bundle(bundle_dir)
-    s3, ssm = client("s3", endpoint), client("ssm", endpoint)
-    key = model_key(bundle.version)
-    s3.upload_file(str(tarball), names.model_bucket, key)
-    s3.upload_file(str(bundle.path / "manifest.json"), names.model_bucket,
-                   f"{infra.MODELS_PREFIX}{bundle.version}/manifest.json")
-    try:
-        current = ssm.get_parameter(Name=names.champion_parameter)["Parameter"]["Value"]
-        return ChampionPointer.parse(current).version
-    except ssm.exceptions.ParameterNotFound:
-        ssm.put_parameter(Name=names.champion_parameter, Type="String",
-                          Value=ChampionPointer(version=bundle.version, key=key).to_json())
-        return bundle.version
+    Goes through the registry, so a `published` decision starts the promotion history.
+    """
+    from categorizer.adapters.champion_parameter import ChampionParameter
+    from categorizer.adapters.model_registry_bucket import ModelBucket
+    from categorizer.registry.store import ModelRegistry
+    from categorizer.registry.training_data import upload_training_data
 
-
-def upload_training_data(endpoint: str, names: infra.ResourceNames, data_dir) -> None:
-    """The base training data and the fixed hold-out, once, as the training job's channels."""
-    s3 = client("s3", endpoint)
-    for name, channel in (("train.csv", "base"), ("test.csv", "holdout")):
-        key = f"{infra.TRAINING_PREFIX}{channel}/{name}"
-        listed = s3.list_objects_v2(Bucket=names.model_bucket, Prefix=key).get("KeyCount", 0)
-        if not listed:
-            s3.upload_file(str(data_dir / name), names.model_bucket, key)
+    bucket = ModelBucket(names.model_bucket, client("s3", endpoint))
+    registry = ModelRegistry(bucket, ChampionParameter(names.champion_parameter, client("ssm", endpoint)),
+                             models_prefix=infra.MODELS_PREFIX, decisions_prefix=infra.DECISIONS_PREFIX)
+    registry.publish(bundle_dir, tarball, actor="make up", reason="the default model, published by `make up`")
+    upload_training_data(bucket, training_prefix=infra.TRAINING_PREFIX, base_files=[data_dir / "train.csv"],
+                         holdout_files=[data_dir / "test.csv"])
+    return registry.champion_version()

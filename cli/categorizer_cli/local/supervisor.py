@@ -98,7 +98,7 @@ def main() -> int:
     os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": REGION,
                        "AWS_DEFAULT_REGION": REGION})
 
-    from categorizer_cli.local.provision import provision, publish_champion, upload_training_data
+    from categorizer_cli.local.provision import provision, publish_default_model
     from categorizer_cli.local.state import StateStore
 
     stage = infra.load_stage(STAGE)
@@ -108,8 +108,7 @@ def main() -> int:
     log(f"restored {restored} object(s) from {config.state_dir}" if restored else "fresh state")
     identity = provision(config.aws_endpoint, stage, names)
     bundle, tarball = default_model_tarball()
-    champion = publish_champion(config.aws_endpoint, names, bundle, tarball=tarball)
-    upload_training_data(config.aws_endpoint, names, DATA_DIR)
+    champion = publish_default_model(config.aws_endpoint, names, bundle, tarball=tarball, data_dir=DATA_DIR)
     log(f"provisioned {names.stack}; champion {champion}")
 
     # Settings are read once per process: the environment must be complete before any function code runs.
