@@ -16,11 +16,11 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def export_onnx(model: nn.Module, path: Path, *, output_name: str) -> Path:
+def export_onnx(model: nn.Module, path: Path, *, output_name: str, probabilities: bool = True) -> Path:
     """TorchScript export: unlike the dynamo route, its attention pattern gets fully fused."""
     model = copy.deepcopy(model).eval()
     if hasattr(model, "probabilities"):
-        model.probabilities = True
+        model.probabilities = probabilities
     dummy_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
     dummy_mask = (dummy_ids != 0).to(torch.int64)
     with torch.no_grad():
@@ -61,11 +61,12 @@ def quantize_int8(path_in: Path, path_out: Path) -> Path:
     return path_out
 
 
-def export_int8(model: nn.Module, workdir: Path, *, output_name: str = "probabilities") -> Path:
+def export_int8(model: nn.Module, workdir: Path, *, output_name: str = "probabilities",
+                probabilities: bool = True) -> Path:
     """Full route: fp32 export -> fused -> int8. Returns the int8 model path inside `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = _encoder_config(model)
-    raw = export_onnx(model, workdir / "model.fp32.onnx", output_name=output_name)
+    raw = export_onnx(model, workdir / "model.fp32.onnx", output_name=output_name, probabilities=probabilities)
     fused = fuse(raw, workdir / "model.fused.onnx", num_heads=config.num_attention_heads,
                  hidden_size=config.hidden_size)
     return quantize_int8(fused, workdir / "model.int8.onnx")

@@ -26,7 +26,8 @@ from model_build.encoder import BASE_ENCODER, base_encoder_dir
 from model_build.evaluate import evaluate, write_report
 from model_build.export import export_int8
 from model_build.recipe import Recipe
-from model_build.train import build_classifier, embed, fine_tune, train_head
+from model_build.sparse_head import add_to_graph, build_vocabulary, tfidf_matrix, train_sparse_head
+from model_build.train import build_classifier, embed, fine_tune, tokenize, train_head
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,12 @@ def build(request: BuildRequest) -> BuildResult:
         model.head.load_state_dict(head.state_dict())
         if recipe.fine_tune_epochs > 0:
             fine_tune(model, train.texts, targets, weights, recipe=recipe, progress=request.progress)
-        int8_model = export_int8(model, workdir / "export")
+        sparse_ngrams = 0
+        if recipe.sparse_head_weight > 0:
+            int8_model, sparse_ngrams = _with_sparse_head(model, train.texts, targets, weights,
+                                                          num_labels=len(labels), recipe=recipe, workdir=workdir)
+        else:
+            int8_model = export_int8(model, workdir / "export")
         bundle_dir = request.bundle_dir
         bundle_dir.mkdir(parents=True, exist_ok=True)
         for stale in bundle_dir.iterdir():
@@ -109,6 +115,7 @@ def build(request: BuildRequest) -> BuildResult:
         "labels": len(labels),
         "max_tokens": recipe.max_tokens,
         "recipe": recipe.as_dict(),
+        "sparse_head_ngrams": sparse_ngrams,
         "text_columns": list(request.text_columns),
         "label_column": request.label_column,
     }
@@ -128,6 +135,24 @@ def build(request: BuildRequest) -> BuildResult:
     log.info("built %s in %.0fs: accuracy %.4f macro-F1 %.4f", fields["version"], seconds,
              metrics["accuracy"], metrics["macro_f1"])
     return BuildResult(bundle_dir=bundle_dir, version=fields["version"], metrics=metrics, seconds=seconds)
+
+
+def _with_sparse_head(model, texts: Sequence[str], targets: np.ndarray, weights: np.ndarray, *, num_labels: int,
+                      recipe: Recipe, workdir: Path) -> tuple[Path, int]:
+    """int8 encoder exported with logits, then the TF-IDF n-gram head grafted on (kept fp32: it is small).
+    Returns the model and its n-gram count (0: data too small for the head, the model is built without it)."""
+    ids = tokenize(texts, max_tokens=recipe.max_tokens)
+    vocabulary = build_vocabulary(ids, max_n=recipe.sparse_max_ngram, min_df=recipe.sparse_min_df)
+    if not vocabulary.ngrams:
+        log.warning("no n-gram occurs in %d training texts: building without the sparse head", recipe.sparse_min_df)
+        return export_int8(model, workdir / "export"), 0
+    head = train_sparse_head(tfidf_matrix(ids, vocabulary), targets, weights, num_labels=num_labels,
+                             l2=recipe.sparse_l2)
+    log.info("sparse head: %d n-grams, weight %.2f", len(vocabulary.ngrams), recipe.sparse_head_weight)
+    encoder_int8 = export_int8(model, workdir / "export", output_name="logits", probabilities=False)
+    grafted = add_to_graph(encoder_int8, workdir / "export" / "model.int8.sparse.onnx", vocabulary=vocabulary,
+                           head=head, weight=recipe.sparse_head_weight)
+    return grafted, len(vocabulary.ngrams)
 
 
 def evaluate_bundle(bundle_dir: Path, data_file: Path, *, text_columns: Sequence[str] = ("text",),

@@ -11,8 +11,9 @@ class Recipe:
     # Head on the frozen encoder (the `--fast` recipe, and the start of fine-tuning).
     head_l2: float = 3e-6  # chosen on a validation split carved from train (see docs/model.md)
     head_max_iter: int = 300
-    # Encoder fine-tuning (the full recipe).
-    fine_tune_epochs: int = 3
+    # Encoder fine-tuning: off by default. 2 epochs scored best on validation (docs/model.md), but its int8
+    # build has not been measured end to end yet; `--fine-tune-epochs 2` (or the hyperparameter) turns it on.
+    fine_tune_epochs: int = 0
     encoder_lr: float = 1e-4
     head_lr: float = 1e-3
     batch_size: int = 32
@@ -20,8 +21,12 @@ class Recipe:
     weight_decay: float = 0.01
     label_smoothing: float = 0.0
     train_max_tokens: int = 64
-    distill_weight: float = 0.0  # share of the loss that matches the teacher (0: no distillation)
-    distill_temperature: float = 2.0
+    # Sparse TF-IDF head over wordpiece 1..n-grams, inside the ONNX graph: logits += weight * its logits.
+    # Weight and l2 chosen by 5-fold cross-validation on train (docs/model.md); 0 turns the head off.
+    sparse_head_weight: float = 0.5
+    sparse_max_ngram: int = 2
+    sparse_min_df: int = 2
+    sparse_l2: float = 1e-6
     # Serving and evaluation.
     max_tokens: int = 128
     review_precision: float = 0.95
@@ -44,5 +49,7 @@ class Recipe:
         return asdict(self)
 
 
-FAST = Recipe(fine_tune_epochs=0)
+# `--fast`: the head on the frozen encoder only (make up, tests).
+FAST = Recipe(fine_tune_epochs=0, sparse_head_weight=0.0)
+# The default: the frozen encoder's head + the in-graph sparse n-gram head (94.22 % int8 on BANKING77 test).
 FULL = Recipe()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +69,8 @@ def train_head(features: np.ndarray, targets: np.ndarray, weights: np.ndarray, *
 
 
 def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarray, weights: np.ndarray, *,
-              recipe: Recipe, teacher_logits: np.ndarray | None = None,
-              on_epoch_end: Callable[[int, SentenceClassifier], None] | None = None,
-              progress: bool = True) -> SentenceClassifier:
-    """Fine-tune encoder and head together: AdamW, linear warm-up then linear decay, length-bucketed batches.
-
-    With `teacher_logits` the loss mixes the hard-label loss with a distillation loss (KL to the teacher's
-    tempered softmax), weighted by `recipe.distill_weight`.
-    """
+              recipe: Recipe, progress: bool = True) -> SentenceClassifier:
+    """Fine-tune encoder and head together: AdamW, linear warm-up then linear decay, length-bucketed batches."""
     rng = random.Random(recipe.seed)
     torch.manual_seed(recipe.seed)
     ids = tokenize(texts, max_tokens=recipe.train_max_tokens)
@@ -94,8 +88,6 @@ def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarr
     loss_fn = nn.CrossEntropyLoss(reduction="none", label_smoothing=recipe.label_smoothing)
     weight_tensor = torch.from_numpy(weights).float()
     weight_tensor = weight_tensor / weight_tensor.mean()
-    teacher = None if teacher_logits is None or recipe.distill_weight <= 0 else torch.from_numpy(teacher_logits).float()
-    temperature = recipe.distill_temperature
     model.train()
     model.probabilities = False
     bar = tqdm(total=total_steps, desc="fine-tune", disable=not progress, unit="step")
@@ -116,13 +108,7 @@ def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarr
                 input_ids[row, : len(ids[j])] = torch.tensor(ids[j])
                 mask[row, : len(ids[j])] = 1
             logits = model(input_ids, mask)
-            per_item = loss_fn(logits, torch.from_numpy(targets[batch]).long())
-            if teacher is not None:
-                soft = torch.softmax(teacher[batch] / temperature, dim=-1)
-                kl = nn.functional.kl_div(nn.functional.log_softmax(logits / temperature, dim=-1), soft,
-                                          reduction="none").sum(dim=-1) * temperature**2
-                per_item = (1 - recipe.distill_weight) * per_item + recipe.distill_weight * kl
-            loss = (per_item * weight_tensor[batch]).mean()
+            loss = (loss_fn(logits, torch.from_numpy(targets[batch]).long()) * weight_tensor[batch]).mean()
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -133,10 +119,6 @@ def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarr
             if step % 50 == 0:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{running / 50:.3f}")
                 running = 0.0
-        if on_epoch_end is not None:
-            model.eval()
-            on_epoch_end(epoch + 1, model)
-            model.train()
     bar.close()
     model.eval()
     return model

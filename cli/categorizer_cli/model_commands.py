@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from categorizer_cli.paths import DATA_DIR, DEFAULT_MODEL, MODELS_DIR
@@ -18,7 +19,8 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=Path, help="evaluation file (default: a stratified 20%% split of --data)")
     p.add_argument("--text-column", nargs="+", default=["text"], help="one or several text columns (joined)")
     p.add_argument("--label-column", default="category")
-    p.add_argument("--fine-tune-epochs", type=int, help="encoder fine-tuning epochs (full recipe default)")
+    p.add_argument("--fine-tune-epochs", type=int,
+                   help="encoder fine-tuning epochs (default 0: frozen encoder; 2 scored best on validation)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a recipe value")
     p.add_argument("--out", type=Path, default=MODELS_DIR, help="folder for <version>/ and <version>.tar.gz")
     p.add_argument("--no-default-link", action="store_true", help="do not point artifacts/model at this build")
@@ -51,7 +53,8 @@ def run_build(args: argparse.Namespace) -> int:
         train_files, test_file = args.data, args.test
     else:
         train_files, test_file = [DATA_DIR / "train.csv"], args.test or DATA_DIR / "test.csv"
-    staging = args.out / ".staging"
+    args.out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=args.out))  # two builds never share a folder
     request = BuildRequest(train_files=train_files, test_file=test_file, bundle_dir=staging, recipe=recipe,
                            text_columns=args.text_column, label_column=args.label_column,
                            **({"threads": args.threads} if args.threads else {}))
