@@ -196,10 +196,12 @@ def test_console_journey(stack: LocalStack, browser, tmp_path: Path):
     expect(page.locator("#f1-chart li")).to_have_count(len(labels))
     for image in ("#confusion-img", "#reliability-img"):
         page.wait_for_function(f"() => document.querySelector('{image}').naturalWidth > 0")
-    # A fresh local stack publishes its champion without a gate decision: the page says so, with the champion.
+    # A fresh local stack publishes its champion through the registry: the history opens with that decision.
     expect(page.locator("#history-state")).to_have_text(
-        re.compile(rf"No promotion decisions recorded yet\. Champion: {re.escape(model['model_version'])}; "
-                   r"\d+ registered models?\."))
+        re.compile(rf"Champion now: {re.escape(model['model_version'])}; \d+ registered models?\."))
+    history = page.locator("#history-table tbody tr")
+    expect(history.first).to_contain_text("published")
+    expect(history.first).to_contain_text(model["model_version"])
     journey.shot("model", readme=True)
 
     # --- ops ----------------------------------------------------------------------------------------------
