@@ -67,19 +67,6 @@ def _event(token: str) -> dict:
     return event
 
 
-class _Context:
-    function_name = "categorizer-api-bench"
-    memory_limit_in_mb = 2048
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:categorizer-api-bench"
-    aws_request_id = "bench"
-    log_group_name = "/aws/lambda/categorizer-api-bench"
-    log_stream_name = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -103,13 +90,15 @@ def main() -> int:
     server.start()
     try:
         env, token = _cognito_token(f"http://127.0.0.1:{port}")
+        # Classify touches neither the feedback table nor the console's buckets: names suffice.
         os.environ.update(env, MODEL_DIR=str(args.model), ONNX_THREADS=str(args.threads), STAGE="bench",
+                          FEEDBACK_TABLE="bench-feedback", INGEST_BUCKET="bench-ingest", RESULTS_BUCKET="bench-results",
                           POWERTOOLS_TRACE_DISABLED="true", AWS_REGION="us-east-1")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Categorizer")
-        from categorizer.handlers.api import handler
-        from categorizer.model_store import get_classifier
+        from categorizer.handlers.api import app, handler
+        from categorizer_cli.local.lambda_context import LocalLambdaContext
 
-        classifier = get_classifier()
+        classifier = app.state.services.models.get()
         engine_classify = classifier.classify
         inside: list[float] = []  # engine time within each handler call
         canned = engine_classify([TEXT], top_k=3)
@@ -125,7 +114,7 @@ def main() -> int:
                 inside.append((time.perf_counter_ns() - start) / 1e6)
 
         classifier.classify = timed_classify  # the handler's engine call is timed; the raw peer is not wrapped
-        event, context = _event(token), _Context()
+        event, context = _event(token), LocalLambdaContext(function_name="categorizer-api-bench", timeout_seconds=30)
         sink = io.StringIO()  # the EMF line printed per invocation (CloudWatch's job in Lambda)
 
         def call_handler() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -112,7 +113,6 @@ def worker_handler(args) -> dict:
     })
     import io
     from contextlib import redirect_stdout
-    from dataclasses import dataclass
 
     import boto3
 
@@ -138,31 +138,22 @@ def worker_handler(args) -> dict:
                           "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"}
                          for m in messages]}
 
-    @dataclass
-    class Context:
-        function_name: str = "bench"
-        memory_limit_in_mb: int = 3008
-        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-        aws_request_id: str = "bench"
-
-        @staticmethod
-        def get_remaining_time_in_millis() -> int:
-            return 900_000
-
-    from categorizer import model_store
     from categorizer.handlers import batch
+    from categorizer_cli.local.lambda_context import LocalLambdaContext
 
-    classifier = model_store.get_classifier()
+    services = batch.build_services(batch.settings)
+    classifier = services.get_classifier()
     classifier.classify(["warm up"] * BATCH_ROWS)
     # Time spent inside the engine during the handler run: the ratio engine time / handler time is the
     # handler's throughput relative to the raw engine measured in the same process at the same moment,
     # which the machine's load cannot skew (the separate raw-engine runs can drift with it).
     timed = _TimedClassifier(classifier)
-    model_store.get_classifier = lambda: timed
+    batch.services.override(dataclasses.replace(services, get_classifier=lambda: timed))
     loaded = _peak_rss_mib()
     started = time.perf_counter()
     with redirect_stdout(io.StringIO()):  # EMF and logs
-        response = batch.handler(event, Context())
+        response = batch.handler(event, LocalLambdaContext(function_name="bench", memory_limit_in_mb=3538,
+                                                           timeout_seconds=900))
     seconds = time.perf_counter() - started
     assert response == {"batchItemFailures": []}, response
     manifest = json.loads(s3.get_object(Bucket=results, Key="results/bench.manifest.json")["Body"].read())

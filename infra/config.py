@@ -12,61 +12,44 @@ buckets, queues and parameters on moto and give the functions the same environme
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-APP_NAME = "categorizer"
-# Powertools Metrics (EMF): one namespace; the `service` dimension is `categorizer-<stage>` so that stages
-# sharing an account never mix. The monitoring construct reads these names; the functions emit them.
-METRICS_NAMESPACE = "Categorizer"
-
-
-def service_name(stage: str) -> str:
-    return f"{APP_NAME}-{stage}"
-
-
-class MetricName(StrEnum):
-    PREDICTIONS = "Predictions"  # API, per request: texts classified
-    LOW_CONFIDENCE_PREDICTIONS = "LowConfidencePredictions"  # API: predictions with needs_review
-    PREDICTIONS_BY_LABEL = "PredictionsByLabel"  # with a `label` dimension (dashboard only, optional)
-    FEEDBACK = "Feedback"  # API: feedback items stored
-    FEEDBACK_DISAGREEMENT = "FeedbackDisagreement"  # API: 1 when correct_label != predicted_label
-    ROWS_CLASSIFIED = "RowsClassified"  # batch
-    ROWS_REJECTED = "RowsRejected"  # batch
-    FILES_PROCESSED = "FilesProcessed"  # batch
-    FILES_FAILED = "FilesFailed"  # batch
-    FILE_TRANSIENT_FAILURES = "FileTransientFailures"  # batch: S3/SQS/model errors, the message is retried
-    TRAINING_JOBS_STARTED = "TrainingJobsStarted"  # start-training
-    TRAINING_JOBS_FAILED = "TrainingJobsFailed"  # promote (state change Failed / Stopped)
-    PROMOTIONS = "ModelsPromoted"  # promote
-    PROMOTIONS_REJECTED = "PromotionsRejected"  # promote
-    CONSECUTIVE_REJECTIONS = "ConsecutivePromotionRejections"  # promote: rejections since the last promotion
-
-# OAuth: one resource server, two scopes (the API maps them to routes, see docs/api.md).
-RESOURCE_SERVER_ID = "categorizer"
-CLASSIFY_SCOPE_NAME = "classify"
-FEEDBACK_SCOPE_NAME = "feedback"
-CLASSIFY_SCOPE = f"{RESOURCE_SERVER_ID}/{CLASSIFY_SCOPE_NAME}"
-FEEDBACK_SCOPE = f"{RESOURCE_SERVER_ID}/{FEEDBACK_SCOPE_NAME}"
-# People's access tokens carry no custom scopes: Cognito groups grant them the same permissions.
-CLASSIFY_GROUP = "classify"
-FEEDBACK_GROUP = "feedback"
-# The scope every Cognito user access token has (API Gateway lets it through; the app then checks groups).
-PASSWORD_MIN_LENGTH = 14  # Cognito password policy (also: upper, lower, digit and symbol required)
-USER_TOKEN_SCOPE = "aws.cognito.signin.user.admin"  # noqa: S105 - a scope name, not a secret
-
-# Key layout in the buckets (the functions get these as settings).
-INGEST_PREFIX = "ingest/"
-RESULTS_PREFIX = "results/"
-# The batch fan-out's temporary objects (chunks, parts, plan): categorizer.batch.keys.WORK_FOLDER under the
-# results prefix. The batch function may delete only here; a lifecycle rule expires what a job leaves behind.
-RESULTS_WORK_PREFIX = f"{RESULTS_PREFIX}_work/"
-MODELS_PREFIX = "models/"
-TRAINING_PREFIX = "training/"  # base/, holdout/ (uploaded once, docs/deploy.md) and feedback/<job>/ exports
-DECISIONS_PREFIX = "decisions/"
-TRAINING_OUTPUT_PREFIX = "training-jobs/"
-TRAINING_JOB_PREFIX = APP_NAME  # job names are <prefix>-<stage>-<deterministic suffix>
+# The names the functions agree on are the contract's (functions/categorizer/contract); infra re-exports them.
+from categorizer.contract.names import (  # noqa: F401 - re-exported for the constructs
+    APP_NAME,
+    CLASSIFY_GROUP,
+    CLASSIFY_SCOPE,
+    CLASSIFY_SCOPE_NAME,
+    DECISIONS_PREFIX,
+    FEEDBACK_GROUP,
+    FEEDBACK_SCOPE,
+    FEEDBACK_SCOPE_NAME,
+    FEEDBACK_TABLE,
+    INGEST_PREFIX,
+    METRICS_NAMESPACE,
+    MODELS_PREFIX,
+    PASSWORD_MIN_LENGTH,
+    RESOURCE_SERVER_ID,
+    RESULTS_PREFIX,
+    RESULTS_WORK_PREFIX,
+    TRAINING_OUTPUT_PREFIX,
+    TRAINING_PREFIX,
+    USER_TOKEN_SCOPE,
+    MetricName,
+    TableShape,
+    service_name,
+)
+from categorizer.contract.settings import (
+    ApiSettings,
+    BatchSettings,
+    FanOut,
+    Identity,
+    LearningLoop,
+    ModelSource,
+    PromoteSettings,
+    StartTrainingSettings,
+)
 
 # Lambda gives a function vCPUs in proportion to its memory: one full vCPU at 1,769 MB, up to 6.
 MB_PER_VCPU = 1769
@@ -93,7 +76,7 @@ def onnx_threads_for(memory_mb: int) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FunctionSettings:
+class FunctionSizing:
     memory_mb: int
     timeout_seconds: int
     ephemeral_storage_mb: int = 512
@@ -132,19 +115,16 @@ class StageConfig:
     waf_rate_limit_per_5min: int = 2000  # per client IP
     cognito_threat_protection: bool = False  # Cognito Plus plan: compromised-credential and risk checks
     # Functions
-    api_function: FunctionSettings
-    batch_function: FunctionSettings
-    training_function: FunctionSettings = FunctionSettings(memory_mb=512, timeout_seconds=300)
-    promote_function: FunctionSettings = FunctionSettings(memory_mb=3008, timeout_seconds=900,
+    api_function: FunctionSizing
+    batch_function: FunctionSizing
+    training_function: FunctionSizing = FunctionSizing(memory_mb=512, timeout_seconds=300)
+    promote_function: FunctionSizing = FunctionSizing(memory_mb=3008, timeout_seconds=900,
                                                           ephemeral_storage_mb=2048)
     # Batch queue
     batch_size: int = 1  # one file per invocation: a file is the unit of work and of failure
     batch_max_concurrency: int = 2
     max_receive_count: int = 3  # receives before a message goes to the DLQ
-    # Chunk fan-out (docs/batch.md): files stored above this size (gzip counted x4) are split into chunk tasks
-    # of this many records, sent on the ingest queue itself.
-    batch_fanout_bytes: int = 32 * 1024 * 1024
-    batch_chunk_rows: int = 51_200
+    fanout: FanOut = field(default_factory=FanOut)  # chunk fan-out of large files (docs/batch.md)
     dlq_retention_days: int = 14
     # Buckets
     ingest_expiration_days: int
@@ -153,31 +133,15 @@ class StageConfig:
     noncurrent_version_expiration_days: int = 30
     incomplete_upload_days: int = 1  # results bucket: a killed batch job leaves an incomplete multipart upload
     work_expiration_days: int = 7  # results/_work/ of fan-out jobs that never joined (their chunk hit the DLQ)
-    # Learning loop
+    # Learning loop: the schedule here; the job's and the gate's values are the functions' (one group).
     retrain_schedule: str = "rate(7 days)"
     retrain_enabled: bool
-    min_new_feedback: int = 50
-    training_recipe: str = "full"  # model_build recipe of the training job ("fast": head on the frozen encoder)
-    training_volume_gb: int = 30
-    feedback_holdout_percent: int = 20  # predictions (by id hash) kept out of training to judge candidates
-    training_instance_type: str = "ml.m5.xlarge"
-    training_use_spot: bool = True
-    training_max_runtime_seconds: int = 3600
-    training_max_wait_seconds: int = 7200  # spot: runtime + time waiting for capacity
+    learning: LearningLoop = field(default_factory=LearningLoop)
     training_image_repository: str = "pytorch-training"
     training_image_tag: str = "2.6.0-cpu-py312-ubuntu22.04-sagemaker"
-    promotion_max_class_f1_drop: float = 0.05
-    # Re-quantizing to int8 flips 1-3 of 3,080 hold-out items either way on every retrain (docs/learning-loop.md):
-    # a strict "no drop at all" gate would reject or accept on that noise alone.
-    promotion_macro_f1_tolerance: float = 0.002
-    model_max_age_seconds: int = 60
     # Monitoring
     alarms: AlarmThresholds
     alarm_email: str | None = None
-
-    @property
-    def removal_policy_name(self) -> str:
-        return "RETAIN" if self.retain_data else "DESTROY"
 
 
 _DEV_ALARMS = AlarmThresholds(
@@ -195,8 +159,8 @@ STAGES: dict[str, StageConfig] = {
         api_throttle_burst=40,
         api_quota_per_day=50_000,
         waf_enabled=False,
-        api_function=FunctionSettings(memory_mb=2048, timeout_seconds=29, ephemeral_storage_mb=1024),
-        batch_function=FunctionSettings(memory_mb=3538, timeout_seconds=600, ephemeral_storage_mb=1024),
+        api_function=FunctionSizing(memory_mb=2048, timeout_seconds=29, ephemeral_storage_mb=1024),
+        batch_function=FunctionSizing(memory_mb=3538, timeout_seconds=600, ephemeral_storage_mb=1024),
         ingest_expiration_days=7,
         results_expiration_days=14,
         access_log_expiration_days=30,
@@ -212,9 +176,9 @@ STAGES: dict[str, StageConfig] = {
         api_quota_per_day=2_000_000,
         waf_enabled=True,
         cognito_threat_protection=True,
-        api_function=FunctionSettings(memory_mb=2048, timeout_seconds=29, ephemeral_storage_mb=1024,
+        api_function=FunctionSizing(memory_mb=2048, timeout_seconds=29, ephemeral_storage_mb=1024,
                                       reserved_concurrency=100),
-        batch_function=FunctionSettings(memory_mb=3538, timeout_seconds=600, ephemeral_storage_mb=1024,
+        batch_function=FunctionSizing(memory_mb=3538, timeout_seconds=600, ephemeral_storage_mb=1024,
                                         reserved_concurrency=10),
         batch_max_concurrency=10,
         ingest_expiration_days=30,
@@ -228,8 +192,8 @@ STAGES: dict[str, StageConfig] = {
 }
 # The local emulator stack (`make up`): dev settings under their own names.
 # Locally a retrain runs on this machine: the quick recipe, and any new feedback is enough to try one.
-STAGES["local"] = replace(STAGES["dev"], name="local", retrain_enabled=True, training_recipe="fast",
-                          min_new_feedback=1)
+STAGES["local"] = replace(STAGES["dev"], name="local", retrain_enabled=True,
+                          learning=replace(LearningLoop(), training_recipe="fast", min_new_feedback=1))
 
 DEPLOYABLE_STAGES = ("dev", "prod")
 
@@ -297,7 +261,7 @@ def resource_names(stage: str, *, account: str, region: str) -> ResourceNames:
         machine_client=f"{base}-machine",
         user_client=f"{base}-user",
         api=f"{base}-api",
-        training_job_prefix=f"{TRAINING_JOB_PREFIX}-{stage}",
+        training_job_prefix=base,  # jobs are <prefix>-<deterministic suffix>
         sagemaker_role=f"{base}-sagemaker-{region}",
         alarm_topic=f"{base}-alarms",
         dashboard=f"{base}",
@@ -332,72 +296,53 @@ class OutputKey(StrEnum):
 # --- Tables -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyAttribute:
-    name: str
-    type: str = "S"  # DynamoDB attribute type: S, N or B
-
-
-@dataclass(frozen=True, kw_only=True)
-class IndexSpec:
-    name: str
-    partition_key: KeyAttribute
-    sort_key: KeyAttribute | None = None
-    projection: str = "ALL"
-
-
 @dataclass(frozen=True, kw_only=True)
 class TableSpec:
-    logical_name: str  # "feedback": what a local stack or a test looks a table up by
+    """A table of this stage: its physical name and the shape the adapter relies on (the contract's)."""
+
     name: str
-    partition_key: KeyAttribute
-    sort_key: KeyAttribute | None = None
-    indexes: tuple[IndexSpec, ...] = ()
-    ttl_attribute: str | None = None
+    shape: TableShape
+
+    @property
+    def logical_name(self) -> str:
+        return self.shape.logical_name
 
     def create_table_kwargs(self) -> dict:
-        """The boto3 `create_table` arguments (on-demand), for the local stack."""
-        keys = [self.partition_key, *([self.sort_key] if self.sort_key else [])]
-        attributes = {k.name: k.type for k in keys}
-        for index in self.indexes:
-            for k in (index.partition_key, index.sort_key):
-                if k:
-                    attributes[k.name] = k.type
-
-        def schema(pk: KeyAttribute, sk: KeyAttribute | None) -> list[dict]:
-            return [{"AttributeName": pk.name, "KeyType": "HASH"},
-                    *([{"AttributeName": sk.name, "KeyType": "RANGE"}] if sk else [])]
-
-        kwargs: dict = {
-            "TableName": self.name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": schema(self.partition_key, self.sort_key),
-            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
-        }
-        if self.indexes:
-            kwargs["GlobalSecondaryIndexes"] = [
-                {"IndexName": i.name, "KeySchema": schema(i.partition_key, i.sort_key),
-                 "Projection": {"ProjectionType": i.projection}} for i in self.indexes
-            ]
-        return kwargs
-
-
-# Feedback: the key design is the API's (functions/categorizer/adapters/feedback_table.py, docs/api.md);
-# tests/infra checks that this spec and the adapter's TABLE_SCHEMA agree.
-FEEDBACK_PARTITION_KEY = KeyAttribute("pk")
-FEEDBACK_SORT_KEY: KeyAttribute | None = None
-FEEDBACK_BY_PREDICTION_INDEX = "by_prediction"
-FEEDBACK_INDEXES: tuple[IndexSpec, ...] = (
-    IndexSpec(name=FEEDBACK_BY_PREDICTION_INDEX, partition_key=KeyAttribute("prediction_id"),
-              sort_key=KeyAttribute("created_at")),
-)
+        return self.shape.create_table_kwargs(self.name)
 
 
 def table_specs(names: ResourceNames) -> tuple[TableSpec, ...]:
-    return (
-        TableSpec(logical_name="feedback", name=names.feedback_table, partition_key=FEEDBACK_PARTITION_KEY,
-                  sort_key=FEEDBACK_SORT_KEY, indexes=FEEDBACK_INDEXES),
+    return (TableSpec(name=names.feedback_table, shape=FEEDBACK_TABLE),)
+
+
+# --- User pool ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserPoolShape:
+    """The Cognito pool every environment creates: the CDK construct, the local stack and the API tests."""
+
+    password_min_length: int = PASSWORD_MIN_LENGTH  # upper, lower, digit and symbol are always required
+    scopes: tuple[tuple[str, str], ...] = (  # (name, description) on the resource server RESOURCE_SERVER_ID
+        (CLASSIFY_SCOPE_NAME, "Classify text and read the model card"),
+        (FEEDBACK_SCOPE_NAME, "Send corrections of predictions"),
     )
+    groups: tuple[tuple[str, str], ...] = (  # (name, description): people's permissions
+        (CLASSIFY_GROUP, "May classify text and read the model card"),
+        (FEEDBACK_GROUP, "May send feedback (corrections)"),
+    )
+    # Machines: client credentials with every scope and a secret. People: user/password (and SRP), no secret.
+    machine_oauth_scopes: tuple[str, ...] = (CLASSIFY_SCOPE, FEEDBACK_SCOPE)
+    people_auth_flows: tuple[str, ...] = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH",
+                                          "ALLOW_REFRESH_TOKEN_AUTH")
+
+    def password_policy(self) -> dict:
+        """The boto3 `PasswordPolicy` (the local stack and the tests create the pool with it)."""
+        return {"MinimumLength": self.password_min_length, "RequireUppercase": True, "RequireLowercase": True,
+                "RequireNumbers": True, "RequireSymbols": True}
+
+
+USER_POOL = UserPoolShape()
 
 
 # --- Queue ------------------------------------------------------------------------------------------------
@@ -427,7 +372,7 @@ def queue_spec(stage: StageConfig, names: ResourceNames) -> QueueSpec:
     )
 
 
-# --- Function environments -------------------------------------------------------------------------------
+# --- Function settings and environments ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -435,7 +380,7 @@ class IdentityValues:
     """Values only known once Cognito exists (CDK tokens in the stack, real ids on the local stack)."""
 
     user_pool_id: str
-    app_client_ids: tuple[str, ...]
+    app_client_ids: tuple[str, ...]  # (machines, people): the console signs people in with the last one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -445,7 +390,6 @@ class TrainingValues:
     sagemaker_role_arn: str
     training_image_uri: str
     source_uri: str  # s3://... of sourcedir.tar.gz (model_build + categorizer + requirements.txt)
-    entry_point: str = "model_build/sagemaker_entry.py"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -455,10 +399,11 @@ class EnvironmentInputs:
     # The ingest queue's URL (a CDK token in the stack): the batch function sends its chunk tasks there.
     # None leaves the fan-out off (files are then processed in one invocation or fail time_budget_exceeded).
     batch_queue_url: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    # Local stack only: a bundle directory instead of the registry, the emulator's JWKS, and so on.
+    overrides: dict[str, object] = field(default_factory=dict)
 
 
-def function_settings(stage: StageConfig, function: FunctionName) -> FunctionSettings:
+def function_sizing(stage: StageConfig, function: FunctionName) -> FunctionSizing:
     return {
         FunctionName.API: stage.api_function,
         FunctionName.BATCH: stage.batch_function,
@@ -467,84 +412,45 @@ def function_settings(stage: StageConfig, function: FunctionName) -> FunctionSet
     }[function]
 
 
-def function_environment(function: FunctionName, *, stage: StageConfig, names: ResourceNames,
-                         inputs: EnvironmentInputs | None = None) -> dict[str, str]:
-    """The environment of one function; variable names are those of functions/categorizer/settings.py."""
+FunctionSettings = ApiSettings | BatchSettings | StartTrainingSettings | PromoteSettings
+
+
+def function_settings(function: FunctionName, *, stage: StageConfig, names: ResourceNames,
+                      inputs: EnvironmentInputs | None = None) -> FunctionSettings:
+    """The typed settings one function of this stage runs with: what its environment carries."""
     inputs = inputs or EnvironmentInputs()
-    sizing = function_settings(stage, function)
-    env: dict[str, str] = {
-        "STAGE": stage.name,
-        "POWERTOOLS_SERVICE_NAME": service_name(stage.name),
-        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-        "MODEL_BUCKET": names.model_bucket,
-        "CHAMPION_PARAMETER": names.champion_parameter,
-        "MODEL_MAX_AGE_SECONDS": str(stage.model_max_age_seconds),
-        "ONNX_THREADS": str(sizing.onnx_threads),
-    }
+    common = {"stage": stage.name, "service": service_name(stage.name)}
+    threads = function_sizing(stage, function).onnx_threads
+    model = ModelSource(model_bucket=names.model_bucket, champion_parameter=names.champion_parameter,
+                        onnx_threads=threads)
     if function is FunctionName.API:
         if inputs.identity is None:
             raise ValueError("the API function needs the user pool id and app client ids")
-        env |= {
-            "FEEDBACK_TABLE": names.feedback_table,
-            "USER_POOL_ID": inputs.identity.user_pool_id,
-            "APP_CLIENT_IDS": ",".join(inputs.identity.app_client_ids),
-            "CLASSIFY_SCOPE": CLASSIFY_SCOPE,
-            "FEEDBACK_SCOPE": FEEDBACK_SCOPE,
-            "CLASSIFY_GROUP": CLASSIFY_GROUP,
-            "FEEDBACK_GROUP": FEEDBACK_GROUP,
-            # Web console: uploads to the user's ingest prefix, their results, the promotion history.
-            "INGEST_BUCKET": names.ingest_bucket,
-            "INGEST_PREFIX": INGEST_PREFIX,
-            "RESULTS_BUCKET": names.results_bucket,
-            "RESULTS_PREFIX": RESULTS_PREFIX,
-            "DECISIONS_PREFIX": DECISIONS_PREFIX,
-            # app_client_ids is (machine, people): the page signs people in with the last one.
-            "CONSOLE_CLIENT_ID": inputs.identity.app_client_ids[-1],
-        }
-    elif function is FunctionName.BATCH:
-        env |= {
-            "RESULTS_BUCKET": names.results_bucket,
-            "INGEST_PREFIX": INGEST_PREFIX,
-            "RESULTS_PREFIX": RESULTS_PREFIX,
-            "FANOUT_BYTES": str(stage.batch_fanout_bytes),
-            "CHUNK_ROWS": str(stage.batch_chunk_rows),
-        }
-        if inputs.batch_queue_url:
-            env["BATCH_QUEUE_URL"] = inputs.batch_queue_url
-    elif function is FunctionName.START_TRAINING:
+        return ApiSettings(
+            **common, model=model, feedback_table=names.feedback_table,
+            identity=Identity(user_pool_id=inputs.identity.user_pool_id,
+                              app_client_ids=inputs.identity.app_client_ids),
+            ingest_bucket=names.ingest_bucket, results_bucket=names.results_bucket,
+            console_client_id=inputs.identity.app_client_ids[-1], **inputs.overrides)
+    if function is FunctionName.BATCH:
+        return BatchSettings(**common, model=model, results_bucket=names.results_bucket,
+                             batch_queue_url=inputs.batch_queue_url, fanout=stage.fanout, **inputs.overrides)
+    registry = {"model_bucket": names.model_bucket, "champion_parameter": names.champion_parameter,
+                "feedback_table": names.feedback_table, "training_job_prefix": names.training_job_prefix,
+                "onnx_threads": threads, "learning": stage.learning}
+    if function is FunctionName.START_TRAINING:
         if inputs.training is None:
             raise ValueError("the start-training function needs the training role, image and source")
-        env |= {
-            "FEEDBACK_TABLE": names.feedback_table,
-            "TRAINING_PREFIX": TRAINING_PREFIX,
-            "TRAINING_OUTPUT_PREFIX": TRAINING_OUTPUT_PREFIX,
-            "TRAINING_JOB_PREFIX": names.training_job_prefix,
-            "TRAINING_ROLE_ARN": inputs.training.sagemaker_role_arn,
-            "TRAINING_IMAGE_URI": inputs.training.training_image_uri,
-            "TRAINING_SOURCE_URI": inputs.training.source_uri,
-            "TRAINING_ENTRY_POINT": inputs.training.entry_point,
-            "TRAINING_INSTANCE_TYPE": stage.training_instance_type,
-            "TRAINING_USE_SPOT": str(stage.training_use_spot).lower(),
-            "TRAINING_MAX_RUNTIME_SECONDS": str(stage.training_max_runtime_seconds),
-            "TRAINING_MAX_WAIT_SECONDS": str(stage.training_max_wait_seconds),
-            "MIN_NEW_FEEDBACK": str(stage.min_new_feedback),
-            "TRAINING_RECIPE": stage.training_recipe,
-            "TRAINING_VOLUME_GB": str(stage.training_volume_gb),
-            "FEEDBACK_HOLDOUT_PERCENT": str(stage.feedback_holdout_percent),
-        }
-    elif function is FunctionName.PROMOTE:
-        env |= {
-            "FEEDBACK_TABLE": names.feedback_table,
-            "TRAINING_PREFIX": TRAINING_PREFIX,
-            "TRAINING_JOB_PREFIX": names.training_job_prefix,
-            "DECISIONS_PREFIX": DECISIONS_PREFIX,
-            "PROMOTION_MAX_CLASS_F1_DROP": str(stage.promotion_max_class_f1_drop),
-            "PROMOTION_MACRO_F1_TOLERANCE": str(stage.promotion_macro_f1_tolerance),
-            "FEEDBACK_HOLDOUT_PERCENT": str(stage.feedback_holdout_percent),
-            "MODEL_CACHE_DIR": "/tmp/models",  # noqa: S108 - Lambda's only writable directory
-        }
-    return env | inputs.extra
+        return StartTrainingSettings(**common, **registry, training_role_arn=inputs.training.sagemaker_role_arn,
+                                     training_image_uri=inputs.training.training_image_uri,
+                                     training_source_uri=inputs.training.source_uri, **inputs.overrides)
+    return PromoteSettings(**common, **registry, **inputs.overrides)
+
+
+def function_environment(function: FunctionName, *, stage: StageConfig, names: ResourceNames,
+                         inputs: EnvironmentInputs | None = None) -> dict[str, str]:
+    """The environment of one function: its settings, written out (the function reads them back)."""
+    return function_settings(function, stage=stage, names=names, inputs=inputs).to_env()
 
 
 def training_image_uri(*, repository: str, tag: str, region: str, registry_account: str) -> str:
@@ -573,6 +479,3 @@ DLC_REGIONS = (
 def dlc_account(region: str) -> str:
     return DLC_REGISTRY_ACCOUNTS.get(region, DLC_DEFAULT_ACCOUNT)
 
-
-def vcpus(memory_mb: int) -> float:
-    return math.floor(memory_mb / MB_PER_VCPU * 100) / 100

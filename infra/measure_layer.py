@@ -42,8 +42,20 @@ def install_runtime_sdk(target: Path) -> Path:
     return target
 
 
+def handler_environment(module: str) -> dict[str, str]:
+    """The environment the dev stack gives the function whose handler lives in `module` (placeholder ids)."""
+    (function,) = [f for f, handler in config.HANDLERS.items() if handler.rsplit(".", 1)[0] == module]
+    names = config.resource_names("dev", account="123456789012", region="us-east-1")
+    inputs = config.EnvironmentInputs(
+        identity=config.IdentityValues(user_pool_id="us-east-1_example", app_client_ids=("machine", "people")),
+        training=config.TrainingValues(sagemaker_role_arn="arn:aws:iam::123456789012:role/example",
+                                       training_image_uri="example", source_uri="s3://example/source.tar.gz"))
+    return config.function_environment(function, stage=config.load_stage("dev"), names=names, inputs=inputs)
+
+
 def import_check(python: str, paths: list[Path], module: str) -> float:
-    """Import `module` in a fresh bare interpreter (-S: no site-packages) with only `paths`, like Lambda.
+    """Import `module` in a fresh bare interpreter (-S: no site-packages) with only `paths`, like Lambda, and
+    the environment the stack gives that function (its settings are read and checked at import).
 
     Returns the import time in seconds (a cold start's import share, on this machine)."""
     script = (
@@ -52,6 +64,8 @@ def import_check(python: str, paths: list[Path], module: str) -> float:
         f"start = time.perf_counter(); import {module}; print(time.perf_counter() - start)\n"
     )
     env = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    if module.startswith("categorizer.handlers."):
+        env |= handler_environment(module)
     result = subprocess.run([python, "-S", "-c", script], capture_output=True, text=True, env=env,  # noqa: S603
                             check=False)
     if result.returncode != 0:

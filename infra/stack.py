@@ -75,7 +75,7 @@ class CategorizerStack(cdk.Stack):
             name: ServiceFunction(
                 self, f"{name.value.title().replace('_', '')}Function",
                 function_name=names.function(name), handler=config.HANDLERS[name], code=assets.code,
-                layers=[assets.layer], settings=config.function_settings(stage, name),
+                layers=[assets.layer], sizing=config.function_sizing(stage, name),
                 environment=config.function_environment(name, stage=stage, names=names, inputs=inputs),
                 description=descriptions[name], log_retention=retention, removal_policy=removal,
             ) for name in FunctionName
@@ -87,8 +87,7 @@ class CategorizerStack(cdk.Stack):
         api = ClassificationApi(self, "Api", handler=api_fn.function, user_pool=identity.user_pool, stage=stage,
                                 names=names, removal_policy=removal, log_retention=retention)
         api_fn.acknowledge_synchronous("API Gateway proxy integration")
-        tables.feedback.grant(api_fn.role, "PutItem", "GetItem", "Query",
-                              indexes=[config.FEEDBACK_BY_PREDICTION_INDEX])
+        tables.feedback.grant(api_fn.role, "PutItem", "GetItem")  # conditional put; a replay reads the original
         tables.feedback.grant(api_fn.role, "Scan")  # the console's ops page: feedback volume and corrections
         registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)  # + promotion history
         registry.grant_read_champion(api_fn.role)
@@ -126,13 +125,13 @@ class CategorizerStack(cdk.Stack):
         # --- Learning loop --------------------------------------------------------------------------------
         loop = LearningLoopTriggers(self, "LearningLoop", names=names, stage=stage, start_training=start_fn.function,
                              promote=promote_fn.function)
-        tables.feedback.grant(start_fn.role, "Query", "Scan", indexes=[config.FEEDBACK_BY_PREDICTION_INDEX])
+        tables.feedback.grant(start_fn.role, "Scan")  # the feedback export
         registry.grant_read(start_fn.role, config.TRAINING_PREFIX, config.MODELS_PREFIX)
         registry.grant_write(start_fn.role, config.TRAINING_PREFIX)
         registry.grant_read_champion(start_fn.role)
         training.grant_start_jobs(start_fn.role)
 
-        tables.feedback.grant(promote_fn.role, "Query", "Scan", indexes=[config.FEEDBACK_BY_PREDICTION_INDEX])
+        tables.feedback.grant(promote_fn.role, "Scan")  # the held-out feedback the gate scores on
         registry.grant_read(promote_fn.role, config.TRAINING_OUTPUT_PREFIX, config.TRAINING_PREFIX,
                             config.MODELS_PREFIX, config.DECISIONS_PREFIX)
         registry.grant_write(promote_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)

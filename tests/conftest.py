@@ -1,31 +1,27 @@
-"""Shared fixtures: a real tiny model bundle, the default model, a fake Lambda context, sample events."""
+"""Fixtures every test package shares: a real tiny model bundle, the default model, a Lambda context.
+
+Helpers live in tests/support; this file holds fixtures and the process environment only.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT / "events"
-TEST_DATA = Path(__file__).parent / "data"
-BANKING77 = Path(os.environ.get("CATEGORIZER_DATA", ROOT.parent / "shared" / "data" / "banking77"))
-TINY_LABELS = ("card_arrival", "exchange_rate", "lost_or_stolen_card")
+from tests.support.paths import ROOT, TEST_DATA
+from tests.support.settings import function_environment_for_tests
 
 # Keep boto3 off any real account in every test.
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_REGION", "us-east-1")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Categorizer")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-
-
-def load_event(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                      "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                      "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+    os.environ.setdefault(_name, _value)
+# The handler modules read their settings at import, as in Lambda; tests then hand each function its own
+# dependencies through the function's one holder (or build an app from their own settings).
+for _name, _value in function_environment_for_tests().items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +37,14 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def classifier(tiny_bundle: Path):
+    """The tiny bundle loaded once per session (one thread), for tests that only need predictions."""
+    from categorizer.engine import Classifier
+
+    return Classifier.from_path(tiny_bundle, threads=1)
+
+
+@pytest.fixture(scope="session")
 def default_bundle() -> Path:
     """The default BANKING77 model that `make test` builds before running pytest (`make model`)."""
     path = ROOT / "artifacts" / "model"
@@ -49,23 +53,20 @@ def default_bundle() -> Path:
     return path
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "categorizer-test"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:categorizer-test"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-    log_group_name: str = "/aws/lambda/categorizer-test"
-    log_stream_name: str = "2026/11/23/[$LATEST]abcdef"
+@pytest.fixture
+def lambda_context():
+    from categorizer_cli.local.lambda_context import LocalLambdaContext
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 300_000
+    return LocalLambdaContext(function_name="categorizer-test")
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def log_output():
+    """The JSON lines the Powertools Logger wrote during the test."""
+    from tests.support.observability import captured_logs
+
+    with captured_logs() as lines:
+        yield lines
 
 
 @pytest.fixture(autouse=True)

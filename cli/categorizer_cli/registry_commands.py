@@ -76,20 +76,31 @@ def actor_for(stack: Stack, by: str | None) -> str:
     return stack.aws("sts").get_caller_identity()["Arn"]
 
 
+def promote_settings(stack: Stack):
+    """The promote function's settings for this stack's stage, built exactly as infra builds its environment:
+    the CLI's gate and the deployed gate apply the same stage values to the same candidate."""
+    from infra import config as infra
+
+    stage = infra.load_stage(stack.get("Stage"))
+    names = infra.resource_names(stage.name, account="deployed", region=stack.get("Region"))
+    settings = infra.function_settings(infra.FunctionName.PROMOTE, stage=stage, names=names)
+    # The resources are the deployed stack's (its outputs); the bundles it compares go to this machine's temp.
+    return dataclasses.replace(
+        settings, model_bucket=stack.get("ModelBucket"), champion_parameter=stack.get("ChampionParameter"),
+        feedback_table=stack.get("FeedbackTable"),
+        model_cache_dir=str(Path(tempfile.gettempdir()) / "categorizer-cli-models"))
+
+
 def promotion_dependencies(stack: Stack, registry):
     """The promote function's dependencies and settings, for this stage, run from the CLI."""
     from categorizer.adapters.feedback_scan import FeedbackScan
     from categorizer.registry.promotion import PromotionDependencies
-    from categorizer.settings import Settings
-    from infra import config as infra
+    from categorizer.registry.store import registry_cache_dir
 
-    stage = infra.load_stage(stack.get("Stage"))
-    settings = dataclasses.replace(
-        Settings.from_env(), stage=stage.name, training_prefix=infra.TRAINING_PREFIX,
-        decisions_prefix=infra.DECISIONS_PREFIX, promotion_max_class_f1_drop=stage.promotion_max_class_f1_drop)
+    settings = promote_settings(stack)
     scan = FeedbackScan(stack.get("FeedbackTable"), stack.aws("dynamodb"))
     return PromotionDependencies(settings=settings, registry=registry, read_feedback=scan.all_records,
-                                 cache_dir=Path(tempfile.gettempdir()) / "categorizer-cli-models")
+                                 cache_dir=registry_cache_dir(settings.model_cache_dir))
 
 
 # ---------------------------------------------------------------------- commands

@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aws_lambda_powertools.utilities import parameters
 
-from categorizer.adapters.model_bucket import download_file
+from categorizer.adapters.model_registry_bucket import ModelBucket
+from categorizer.contract import ModelSource
 from categorizer.engine import BundleError, Classifier, load_bundle
 from categorizer.engine.bundle import extract_bundle
 from categorizer.observability import logger
-from categorizer.settings import Settings, get_settings
+from categorizer.wiring import Lazy
 
 
 class ModelUnavailableError(Exception):
@@ -41,13 +43,12 @@ class ChampionPointer:
         return json.dumps({"version": self.version, "key": self.key})
 
 
-def model_key(version: str) -> str:
-    return f"models/{version}/model.tar.gz"
-
-
 class ModelStore:
-    def __init__(self, settings: Settings) -> None:
+    """One per container. `bucket` is built on the first download (a local bundle never needs S3)."""
+
+    def __init__(self, settings: ModelSource, *, bucket: Callable[[], ModelBucket] | None = None) -> None:
         self._settings = settings
+        self._bucket = Lazy(bucket or (lambda: ModelBucket(str(settings.model_bucket))))
         self._lock = threading.Lock()
         self._classifier: Classifier | None = None
 
@@ -101,7 +102,7 @@ class ModelStore:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         tarball = target / "model.tar.gz"
-        download_file(self._settings.model_bucket, pointer.key, tarball)
+        self._bucket.get().download_file(pointer.key, tarball)
         bundle_dir = extract_bundle(tarball, target / "bundle")
         tarball.unlink()
         bundle = load_bundle(bundle_dir)
@@ -113,16 +114,3 @@ class ModelStore:
                 shutil.rmtree(old, ignore_errors=True)
         return Classifier(bundle, threads=self._settings.onnx_threads)
 
-
-_store: ModelStore | None = None
-
-
-def get_model_store() -> ModelStore:
-    global _store
-    if _store is None:
-        _store = ModelStore(get_settings())
-    return _store
-
-
-def get_classifier() -> Classifier:
-    return get_model_store().get()

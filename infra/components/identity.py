@@ -29,7 +29,7 @@ class Identity(Construct):
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             password_policy=cognito.PasswordPolicy(
-                min_length=config.PASSWORD_MIN_LENGTH, require_lowercase=True, require_uppercase=True,
+                min_length=config.USER_POOL.password_min_length, require_lowercase=True, require_uppercase=True,
                 require_digits=True, require_symbols=True, temp_password_validity=cdk.Duration.days(3),
                 password_history_size=5 if threat_protection else None,
             ),
@@ -49,20 +49,17 @@ class Identity(Construct):
                 acknowledge(self.user_pool, rule, "Threat protection (Plus feature plan) is enabled in prod only "
                                                   "(stage config cognito_threat_protection); dev has no real users.")
 
-        self.classify_scope = cognito.ResourceServerScope(
-            scope_name=config.CLASSIFY_SCOPE_NAME, scope_description="Classify text and read the model card")
-        self.feedback_scope = cognito.ResourceServerScope(
-            scope_name=config.FEEDBACK_SCOPE_NAME, scope_description="Send corrections of predictions")
+        scopes = [cognito.ResourceServerScope(scope_name=name, scope_description=description)
+                  for name, description in config.USER_POOL.scopes]
         self.resource_server = self.user_pool.add_resource_server(
             "ResourceServer", identifier=config.RESOURCE_SERVER_ID, user_pool_resource_server_name="categorizer",
-            scopes=[self.classify_scope, self.feedback_scope],
+            scopes=scopes,
         )
         # The hosted domain serves /oauth2/token for the client-credentials flow.
         self.domain = self.user_pool.add_domain(
             "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=names.user_pool_domain_prefix))
 
-        for group, description in ((config.CLASSIFY_GROUP, "May classify text and read the model card"),
-                                   (config.FEEDBACK_GROUP, "May send feedback (corrections)")):
+        for group, description in config.USER_POOL.groups:
             cognito.CfnUserPoolGroup(self, f"Group-{group}", user_pool_id=self.user_pool.user_pool_id,
                                      group_name=group, description=description)
 
@@ -73,8 +70,8 @@ class Identity(Construct):
             auth_flows=cognito.AuthFlow(),  # no user flows: OAuth client credentials only
             o_auth=cognito.OAuthSettings(
                 flows=cognito.OAuthFlows(client_credentials=True),
-                scopes=[cognito.OAuthScope.resource_server(self.resource_server, self.classify_scope),
-                        cognito.OAuthScope.resource_server(self.resource_server, self.feedback_scope)],
+                scopes=[cognito.OAuthScope.resource_server(self.resource_server, scope) for scope in scopes
+                        if f"{config.RESOURCE_SERVER_ID}/{scope.scope_name}" in config.USER_POOL.machine_oauth_scopes],
             ),
             access_token_validity=cdk.Duration.hours(1),
             enable_token_revocation=True,

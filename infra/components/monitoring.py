@@ -181,11 +181,6 @@ class Monitoring(Construct):
             return cw.GraphWidget(title=title, width=8, left=[make(f).with_(label=label)
                                                               for label, f in functions.items()])
 
-        search_by_label = cw.MathExpression(
-            expression=(f"SEARCH('{{{config.METRICS_NAMESPACE},label,service}} "
-                        f"MetricName=\"{MetricName.PREDICTIONS_BY_LABEL.value}\" "
-                        f"service=\"{config.service_name(self._stage.name)}\"', 'Sum', 3600)"),
-            label="", period=ONE_HOUR)
         dashboard.add_widgets(
             cw.TextWidget(markdown=f"# categorizer {self._stage.name}\nAlarms go to SNS topic "
                                    f"`{names.alarm_topic}`; each alarm's description is its runbook.",
@@ -221,7 +216,10 @@ class Monitoring(Construct):
                 self._metric(MetricName.FILES_PROCESSED, period=ONE_HOUR),
                 self._metric(MetricName.FILES_FAILED, period=ONE_HOUR),
                 self._metric(MetricName.FILE_TRANSIENT_FAILURES, period=ONE_HOUR)]),
-            cw.GraphWidget(title="Predictions by label", width=8, left=[search_by_label], stacked=True),
+            cw.GraphWidget(title="Batch deliveries: duplicates, invalid messages, fan-out", width=8, left=[
+                self._metric(name, period=ONE_HOUR) for name in (
+                    MetricName.DUPLICATE_DELIVERIES, MetricName.INVALID_NOTIFICATIONS, MetricName.FILES_SPLIT,
+                    MetricName.CHUNKS_PROCESSED)]),
         )
         dashboard.add_widgets(
             cw.GraphWidget(title="Predictions and low-confidence share", width=8, left=[
@@ -233,6 +231,7 @@ class Monitoring(Construct):
                 right=[self._metric(MetricName.FEEDBACK_DISAGREEMENT, period=ONE_HOUR, statistic="Average")]),
             cw.GraphWidget(title="Training jobs and promotions", width=8, left=[
                 self._metric(MetricName.TRAINING_JOBS_STARTED, period=cdk.Duration.days(1)),
+                self._metric(MetricName.RETRAINING_SKIPPED, period=cdk.Duration.days(1)),
                 self._metric(MetricName.TRAINING_JOBS_FAILED, period=cdk.Duration.days(1)),
                 self._metric(MetricName.PROMOTIONS, period=cdk.Duration.days(1)),
                 self._metric(MetricName.PROMOTIONS_REJECTED, period=cdk.Duration.days(1))]),

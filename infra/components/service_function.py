@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.components.nag import acknowledge
-from infra.config import FunctionSettings
+from infra.config import FunctionSizing
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
@@ -22,7 +22,7 @@ ARCHITECTURE = lambda_.Architecture.X86_64
 class ServiceFunction(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, function_name: str, handler: str,
                  code: lambda_.Code, layers: list[lambda_.ILayerVersion], environment: dict[str, str],
-                 settings: FunctionSettings, description: str, log_retention: logs.RetentionDays,
+                 sizing: FunctionSizing, description: str, log_retention: logs.RetentionDays,
                  removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -47,10 +47,10 @@ class ServiceFunction(Construct):
             code=code,
             layers=layers,
             environment=environment,
-            memory_size=settings.memory_mb,
-            timeout=cdk.Duration.seconds(settings.timeout_seconds),
-            ephemeral_storage_size=cdk.Size.mebibytes(settings.ephemeral_storage_mb),
-            reserved_concurrent_executions=settings.reserved_concurrency,
+            memory_size=sizing.memory_mb,
+            timeout=cdk.Duration.seconds(sizing.timeout_seconds),
+            ephemeral_storage_size=cdk.Size.mebibytes(sizing.ephemeral_storage_mb),
+            reserved_concurrent_executions=sizing.reserved_concurrency,
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -9,7 +9,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.config import KeyAttribute, TableSpec
+from categorizer.contract.names import KeyAttribute
+from infra.config import TableSpec
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
           "B": dynamodb.AttributeType.BINARY}
@@ -26,29 +27,21 @@ class Table(Construct):
         self.table = dynamodb.TableV2(
             self, "Table",
             table_name=spec.name,
-            partition_key=_attribute(spec.partition_key),
-            sort_key=_attribute(spec.sort_key),
+            partition_key=_attribute(spec.shape.partition_key),
+            sort_key=_attribute(spec.shape.sort_key),
             billing=dynamodb.Billing.on_demand(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-            time_to_live_attribute=spec.ttl_attribute,
+            time_to_live_attribute=spec.shape.ttl_attribute,
             deletion_protection=retain,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
-            global_secondary_indexes=[
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=index.name, partition_key=_attribute(index.partition_key),
-                    sort_key=_attribute(index.sort_key),
-                    projection_type=dynamodb.ProjectionType[index.projection],
-                ) for index in spec.indexes
-            ] or None,
         )
 
-    def grant(self, grantee: iam.IGrantable, *actions: str, indexes: Sequence[str] = ()) -> None:
-        """Exact DynamoDB actions on this table (and the named indexes, for Query/Scan)."""
-        resources = [self.table.table_arn, *(f"{self.table.table_arn}/index/{name}" for name in indexes)]
+    def grant(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Exact DynamoDB actions on this table."""
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=[f"dynamodb:{action}" for action in actions], resources=resources,
+            actions=[f"dynamodb:{action}" for action in actions], resources=[self.table.table_arn],
         ))
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-import io
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,10 +27,14 @@ from moto.server import ThreadedMotoServer
 from moto.utilities.utils import load_resource
 
 from categorizer import model_store
-from categorizer.adapters.feedback_table import TABLE_SCHEMA
-from categorizer.api import auth, deps
-from categorizer.observability import logger
-from categorizer.settings import Settings, get_settings
+from categorizer.api import create_app
+from categorizer.api.deps import build_services
+from categorizer.api.lambda_adapter import LambdaHandler, lambda_handler_for
+from categorizer.contract import ApiSettings, ModelSource
+from categorizer.contract.names import FEEDBACK_TABLE
+from categorizer_cli.local.provision import create_user_pool
+from tests.support.network import free_port
+from tests.support.settings import api_settings
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "api"
 REGION = "us-east-1"
@@ -43,15 +45,10 @@ FEEDBACK_SCOPE = "categorizer/feedback"
 USERS = {"alice": ("classify", "feedback"), "bob": ("classify",), "carol": ()}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
@@ -121,27 +118,12 @@ class Cognito:
 @pytest.fixture(scope="session")
 def cognito(moto_endpoint: str) -> Cognito:
     idp = _client("cognito-idp", moto_endpoint)
-    pool_id = idp.create_user_pool(
-        PoolName="categorizer-test",
-        Policies={"PasswordPolicy": {"MinimumLength": 12, "RequireUppercase": True, "RequireLowercase": True,
-                                     "RequireNumbers": True, "RequireSymbols": True}},
-    )["UserPool"]["Id"]
-    idp.create_resource_server(UserPoolId=pool_id, Identifier="categorizer", Name="Categorizer API", Scopes=[
-        {"ScopeName": "classify", "ScopeDescription": "classify texts, read the model"},
-        {"ScopeName": "feedback", "ScopeDescription": "send corrections"},
-    ])
-    machine = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="machines", GenerateSecret=True,
-        AllowedOAuthFlows=["client_credentials"], AllowedOAuthScopes=[CLASSIFY_SCOPE, FEEDBACK_SCOPE],
-        AllowedOAuthFlowsUserPoolClient=True)["UserPoolClient"]["ClientId"]
-    people = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="people",
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])["UserPoolClient"]["ClientId"]
+    # The deployed stack's pool shape (password policy, scopes, groups, clients), as the local stack makes it.
+    pool_id, machine, people = create_user_pool(idp, pool_name="categorizer-test", machine_client="machines",
+                                                user_client="people")
     rogue = idp.create_user_pool_client(
         UserPoolId=pool_id, ClientName="not-for-this-api",
         ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"])["UserPoolClient"]["ClientId"]
-    for group in ("classify", "feedback"):
-        idp.create_group(UserPoolId=pool_id, GroupName=group)
     for username, groups in USERS.items():
         idp.admin_create_user(UserPoolId=pool_id, Username=username, MessageAction="SUPPRESS")
         idp.admin_set_user_password(UserPoolId=pool_id, Username=username, Password=PASSWORD, Permanent=True)
@@ -167,50 +149,50 @@ def cognito(moto_endpoint: str) -> Cognito:
 def feedback_table_name(moto_endpoint: str) -> str:
     name = "categorizer-feedback-test"
     dynamodb = _client("dynamodb", moto_endpoint)
-    dynamodb.create_table(TableName=name, **TABLE_SCHEMA)
+    dynamodb.create_table(**FEEDBACK_TABLE.create_table_kwargs(name))
     return name
 
 
 @pytest.fixture(scope="session")
 def serving_store(tiny_bundle: Path) -> model_store.ModelStore:
     """One model per test session, loaded like in Lambda (MODEL_DIR -> model store)."""
-    settings = dataclasses.replace(Settings.from_env(), model_dir=str(tiny_bundle), onnx_threads=1)
-    store = model_store.ModelStore(settings)
+    store = model_store.ModelStore(ModelSource(model_dir=str(tiny_bundle), onnx_threads=1))
     store.get()
     return store
 
 
-def _clear_caches() -> None:
-    get_settings.cache_clear()
-    auth.token_verifier_for.cache_clear()
-    deps.feedback_table_for.cache_clear()
+@pytest.fixture
+def api_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, cognito: Cognito) -> Cognito:
+    """boto3 pointed at moto (for this test only); the function's own values are its settings below."""
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION,
+                        "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    return cognito
 
 
 @pytest.fixture
-def api_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, cognito: Cognito, tiny_bundle: Path,
-            feedback_table_name: str, serving_store: model_store.ModelStore) -> Iterator[Cognito]:
-    """The environment the CDK stack gives the function, pointed at moto (for this test only)."""
-    env = {
-        "STAGE": "test",
-        "MODEL_DIR": str(tiny_bundle),
-        "ONNX_THREADS": "1",
-        "FEEDBACK_TABLE": feedback_table_name,
-        "USER_POOL_ID": cognito.pool_id,
-        "APP_CLIENT_IDS": cognito.app_client_ids,
-        "JWKS_URL": cognito.jwks_url,
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("TOKEN_ISSUER", raising=False)
-    _clear_caches()
-    monkeypatch.setattr(model_store, "_store", serving_store)
-    yield cognito
-    _clear_caches()
+def api_config(api_env: Cognito, tiny_bundle: Path, feedback_table_name: str) -> ApiSettings:
+    """What the CDK stack gives the function, with this test session's pool, table and model."""
+    return api_settings(model_dir=tiny_bundle, user_pool_id=api_env.pool_id,
+                        app_client_ids=tuple(api_env.app_client_ids.split(",")), jwks_url=api_env.jwks_url,
+                        feedback_table=feedback_table_name)
+
+
+@pytest.fixture
+def build_handler(serving_store: model_store.ModelStore) -> Callable[[ApiSettings], LambdaHandler]:
+    """The Lambda handler around an app built from `settings` (the session's model store already loaded)."""
+
+    def build(settings: ApiSettings) -> LambdaHandler:
+        return lambda_handler_for(create_app(settings, services=services_for(settings, serving_store)))
+
+    return build
+
+
+def services_for(settings: ApiSettings, serving_store: model_store.ModelStore):
+    """What build_services makes for these settings, with the session's already loaded model store."""
+    return dataclasses.replace(build_services(settings), models=serving_store)
+
 
 
 @cache
@@ -299,10 +281,14 @@ class Api:
 
 
 @pytest.fixture
-def api_handler(api_env: Cognito):
-    from categorizer.handlers import api as api_module
+def api_services(api_config: ApiSettings, serving_store: model_store.ModelStore):
+    """This test's API services (its clients), reachable by the test to look inside or to inject faults."""
+    return services_for(api_config, serving_store)
 
-    return api_module.handler
+
+@pytest.fixture
+def api_handler(api_config: ApiSettings, api_services) -> LambdaHandler:
+    return lambda_handler_for(create_app(api_config, services=api_services))
 
 
 @pytest.fixture(params=["rest_v1", "http_v2"])
@@ -328,10 +314,4 @@ def assert_error(response: ApiResponse, status: int, code: str | None = None) ->
     return body["error"]
 
 
-@pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The JSON lines the Powertools Logger wrote during the test (its stream was bound before capsys)."""
-    buffer = io.StringIO()
-    previous = logger.registered_handler.setStream(buffer)
-    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
-    logger.registered_handler.setStream(previous)
+

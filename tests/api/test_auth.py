@@ -166,10 +166,7 @@ def test_missing_permissions_are_403(api: Api, api_env: Cognito, route: str, tok
     assert f'scope="{needed}"' in response.headers["www-authenticate"]
 
 
-def test_jwks_is_fetched_once_and_unknown_kids_do_not_flood_it(api: Api, api_env: Cognito) -> None:
-    from categorizer.api.auth import token_verifier_for
-    from categorizer.settings import get_settings
-
+def test_jwks_is_fetched_once_and_unknown_kids_do_not_flood_it(api: Api, api_services, api_env: Cognito) -> None:
     for _ in range(5):
         assert api.call("classify", token=api_env.machine_token(), body=CLASSIFY).status == 200
     forged = FORGED["unknown kid"][0](api_env)
@@ -177,7 +174,7 @@ def test_jwks_is_fetched_once_and_unknown_kids_do_not_flood_it(api: Api, api_env
         assert api.call("classify", token=forged, body=CLASSIFY).status == 401
 
     # one fetch at first use; an unknown kid may refetch at most once per minute
-    assert token_verifier_for(get_settings()).jwks.fetch_count <= 2
+    assert api_services.verifier.get().jwks.fetch_count <= 2
 
 
 def test_unknown_kid_refetches_after_the_interval_to_pick_up_rotated_keys(api_env: Cognito) -> None:
@@ -195,16 +192,15 @@ def test_unknown_kid_refetches_after_the_interval_to_pick_up_rotated_keys(api_en
     assert cache.fetch_count == 2
 
 
-def test_unreachable_jwks_is_503_not_500(api: Api, api_env: Cognito, monkeypatch: pytest.MonkeyPatch) -> None:
-    from categorizer.api.auth import token_verifier_for
-    from categorizer.settings import get_settings
+def test_unreachable_jwks_is_503_not_500(api_config, build_handler, lambda_context, api_env: Cognito) -> None:
+    import dataclasses
 
     with __import__("socket").socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("JWKS_URL", f"http://127.0.0.1:{closed_port}/{api_env.pool_id}/.well-known/jwks.json")
-    get_settings.cache_clear()
-    token_verifier_for.cache_clear()
+    closed = f"http://127.0.0.1:{closed_port}/{api_env.pool_id}/.well-known/jwks.json"
+    unreachable = dataclasses.replace(api_config, identity=dataclasses.replace(api_config.identity, jwks_url=closed))
+    api = Api(build_handler(unreachable), lambda_context, "rest_v1")
 
     response = api.call("classify", token=api_env.machine_token(), body=CLASSIFY)
 

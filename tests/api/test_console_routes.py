@@ -4,6 +4,7 @@ config, presigned uploads scoped to the caller, recent files, download links, mo
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import urllib.request
@@ -15,13 +16,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from categorizer.api import create_app
-from categorizer.settings import get_settings
-from tests.api.conftest import REGION, Api, assert_error
+from categorizer.contract import ApiSettings, SettingsError
+from tests.api.conftest import REGION, Api, assert_error, services_for
 
-# The console's API routes, fuzzed here in the environment they need (buckets, console client).
+# The console's API routes, fuzzed here with the settings they need (buckets, console client): the document
+# does not depend on the settings, and `console_env` hands the app this test's services.
 CONSOLE_ROUTES = r"^/v1/(files.*|ops|model/report.*|model/history)$"
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app()).include(path_regex=CONSOLE_ROUTES)
-get_settings.cache_clear()  # building the app read the settings at collection time; leave no trace
+APP = create_app(ApiSettings.from_env())
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).include(path_regex=CONSOLE_ROUTES)
 INGEST_BUCKET = "console-test-ingest"
 RESULTS_BUCKET = "console-test-results"
 
@@ -36,20 +38,19 @@ def console_buckets(moto_endpoint: str) -> str:
 
 
 @pytest.fixture
-def console_env(api_env, console_buckets, monkeypatch: pytest.MonkeyPatch):
-    from categorizer.adapters import user_files
-    from categorizer.api.routers import console
+def api_config(api_config: ApiSettings, api_env, console_buckets) -> ApiSettings:
+    """The API's settings with the console's buckets and people client."""
+    return dataclasses.replace(api_config, ingest_bucket=INGEST_BUCKET, results_bucket=RESULTS_BUCKET,
+                               console_client_id=api_env.people_client_id, upload_max_bytes=4096,
+                               cognito_endpoint=api_env.endpoint)  # the emulator, as on the local stack
 
-    people_client = api_env.people_client_id
-    for name, value in {"INGEST_BUCKET": INGEST_BUCKET, "RESULTS_BUCKET": RESULTS_BUCKET,
-                        "CONSOLE_CLIENT_ID": people_client, "UPLOAD_MAX_BYTES": "4096"}.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    user_files.get_user_files.cache_clear()
-    console._upload_origin.cache_clear()
+
+@pytest.fixture
+def console_env(api_env, api_config: ApiSettings, api_services):
+    previous = APP.state.services
+    APP.state.services = api_services  # the fuzzed app serves this test's settings and clients
     yield api_env
-    get_settings.cache_clear()
-    user_files.get_user_files.cache_clear()
+    APP.state.services = previous
 
 
 def _s3(endpoint: str):
@@ -210,11 +211,12 @@ def test_file_detail_refuses_a_malformed_id(console_env, rest_api: Api):
     assert response.status in (404, 422)
 
 
-def test_files_without_an_ingest_bucket_say_so(console_env, rest_api: Api, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("INGEST_BUCKET")
-    get_settings.cache_clear()
-    assert_error(rest_api.call("files", path="/v1/files", method="GET", token=console_env.access_token("alice")),
-                 503)
+def test_the_api_does_not_start_without_an_ingest_bucket(api_config: ApiSettings):
+    """A deployment without the console's buckets fails at cold start naming the variable, not per request."""
+    env = api_config.to_env()
+    del env["INGEST_BUCKET"]
+    with pytest.raises(SettingsError, match="INGEST_BUCKET is not set"):
+        ApiSettings.from_env(env)
 
 
 def _post_form(form: dict, content: bytes) -> None:
@@ -252,7 +254,7 @@ def test_model_report_and_plots(console_env, rest_api: Api):
 def test_history_says_when_no_registry_is_configured(console_env, rest_api: Api):
     history = rest_api.call("model", path="/v1/model/history", method="GET",
                             token=console_env.access_token("bob")).json
-    assert history["available"] is False and "MODEL_BUCKET" in history["reason"]
+    assert history["available"] is False and "no registry" in history["reason"]
 
 
 def test_ops_counts_feedback_disagreement(console_env, rest_api: Api):
@@ -286,16 +288,20 @@ def test_console_routes_have_no_server_errors(case, console_env) -> None:
         assert set(body) == {"error"} and {"code", "message", "details"} == set(body["error"]), body
 
 
-def test_history_lists_recorded_decisions_newest_first(console_env, rest_api: Api, monkeypatch: pytest.MonkeyPatch):
+def test_history_lists_recorded_decisions_newest_first(console_env, api_config, serving_store, lambda_context):
+    from categorizer.adapters.champion_parameter import ChampionParameter
+    from categorizer.adapters.model_registry_bucket import ModelBucket
+    from categorizer.api.lambda_adapter import lambda_handler_for
     from categorizer.registry.records import Action, Decision
     from categorizer.registry.store import ModelRegistry
 
     bucket, parameter = "console-test-models", "/categorizer/test/champion"
     _s3(console_env.endpoint).create_bucket(Bucket=bucket)
-    monkeypatch.setenv("MODEL_BUCKET", bucket)
-    monkeypatch.setenv("CHAMPION_PARAMETER", parameter)
-    get_settings.cache_clear()
-    registry = ModelRegistry.from_settings(get_settings())
+    with_registry = dataclasses.replace(api_config, model=dataclasses.replace(
+        api_config.model, model_bucket=bucket, champion_parameter=parameter))
+    rest_api = Api(lambda_handler_for(create_app(with_registry, services=services_for(with_registry, serving_store))),
+                   lambda_context, "rest_v1")
+    registry = ModelRegistry(ModelBucket(bucket), ChampionParameter(parameter))
     registry.record(Decision(action=Action.REJECTED, version="v2", previous_champion="v1", actor="promote-function",
                              reasons=("macro-F1 dropped 0.031 (> 0.000)",), at="2026-11-01T10:00:00.000000Z"))
     registry.record(Decision(action=Action.REJECTED, version="v3", previous_champion="v1", actor="promote-function",

@@ -10,9 +10,7 @@ import pytest
 import urllib3
 from botocore.awsrequest import AWSResponse
 
-from categorizer.adapters.feedback_table import MAX_ATTEMPTS, PARTITION_KEY, FeedbackTable
-from categorizer.api import deps
-from categorizer.settings import get_settings
+from categorizer.adapters.feedback_table import MAX_ATTEMPTS, PARTITION_KEY
 from tests.api.conftest import REGION, Api, Cognito, assert_error
 
 
@@ -28,11 +26,6 @@ def _stored(moto_endpoint: str, table: str, prediction_id: str) -> list[dict]:
     items = dynamodb.scan(TableName=table, FilterExpression="prediction_id = :p",
                           ExpressionAttributeValues={":p": {"S": prediction_id}}, ConsistentRead=True)["Items"]
     return items
-
-
-def _repository() -> FeedbackTable:
-    settings = get_settings()
-    return deps.feedback_table_for(settings.feedback_table, settings.region)
 
 
 def test_feedback_is_stored_with_user_time_and_model_version(api: Api, api_env: Cognito, moto_endpoint: str,
@@ -114,16 +107,21 @@ def test_reusing_a_key_for_different_content_is_409_and_keeps_the_first(
     assert item["correct_label"]["S"] == "card_arrival"
 
 
-def test_the_latest_correction_of_a_prediction_is_one_query(api: Api, api_env: Cognito) -> None:
+def test_the_export_keeps_the_latest_correction_of_a_prediction(api: Api, api_env: Cognito,
+                                                                feedback_table_name: str) -> None:
+    from categorizer.adapters.feedback_scan import FeedbackScan
+    from categorizer.registry.feedback_export import latest_per_prediction
+
     prediction_id = uuid.uuid4().hex
     for label in ("exchange_rate", "lost_or_stolen_card"):
         response = api.call("feedback", token=api_env.machine_token(), headers={"Idempotency-Key": uuid.uuid4().hex},
                             body=_correction(prediction_id, correct_label=label))
         assert response.status == 201
 
-    latest = _repository().latest_for_prediction(prediction_id)
+    records = [r for r in FeedbackScan(feedback_table_name).all_records() if r.prediction_id == prediction_id]
+    (latest,) = latest_per_prediction(records)
 
-    assert latest is not None
+    assert len(records) == 2
     assert latest.correct_label == "lost_or_stolen_card"
 
 
@@ -161,10 +159,10 @@ class _Raw:
         yield self._data
 
 
-def test_throttled_writes_are_retried_and_stored_once(rest_api: Api, api_env: Cognito, moto_endpoint: str,
+def test_throttled_writes_are_retried_and_stored_once(rest_api: Api, api_services, api_env: Cognito, moto_endpoint: str,
                                                       feedback_table_name: str) -> None:
     """DynamoDB answers ProvisionedThroughputExceeded twice; botocore's standard retry mode gets through."""
-    client = _repository().client
+    client = api_services.feedback.get().client
     attempts = []
 
     def throttle_twice(request, **_kwargs):
@@ -183,10 +181,11 @@ def test_throttled_writes_are_retried_and_stored_once(rest_api: Api, api_env: Co
     assert len(_stored(moto_endpoint, feedback_table_name, body["prediction_id"])) == 1
 
 
-def test_a_write_whose_answer_was_lost_is_not_stored_twice(rest_api: Api, api_env: Cognito, moto_endpoint: str,
+def test_a_write_whose_answer_was_lost_is_not_stored_twice(rest_api: Api, api_services, api_env: Cognito,
+                                                           moto_endpoint: str,
                                                            feedback_table_name: str) -> None:
     """The first PutItem reaches DynamoDB but its response is lost (500); the retry finds the item there."""
-    client = _repository().client
+    client = api_services.feedback.get().client
     http = urllib3.PoolManager()
     attempts = []
 
@@ -212,9 +211,10 @@ def test_a_write_whose_answer_was_lost_is_not_stored_twice(rest_api: Api, api_en
     assert len(_stored(moto_endpoint, feedback_table_name, body["prediction_id"])) == 1
 
 
-def test_a_store_that_stays_down_is_503_and_stores_nothing(rest_api: Api, api_env: Cognito, moto_endpoint: str,
+def test_a_store_that_stays_down_is_503_and_stores_nothing(rest_api: Api, api_services, api_env: Cognito,
+                                                           moto_endpoint: str,
                                                            feedback_table_name: str) -> None:
-    client = _repository().client
+    client = api_services.feedback.get().client
     attempts = []
 
     def always_throttle(request, **_kwargs):
@@ -233,7 +233,7 @@ def test_a_store_that_stays_down_is_503_and_stores_nothing(rest_api: Api, api_en
     assert _stored(moto_endpoint, feedback_table_name, body["prediction_id"]) == []
 
 
-def test_feedback_metrics_count_disagreements(rest_api: Api, api_env: Cognito, capsys, log_lines) -> None:
+def test_feedback_metrics_count_disagreements(rest_api: Api, api_env: Cognito, capsys, log_output) -> None:
     response = rest_api.call("feedback", token=api_env.machine_token(), body=_correction())
     assert response.status == 201
 
@@ -241,5 +241,5 @@ def test_feedback_metrics_count_disagreements(rest_api: Api, api_env: Cognito, c
     [emf] = [line for line in emitted if "_aws" in line]
     assert emf["Feedback"] == [1.0]
     assert emf["FeedbackDisagreement"] == [1.0]
-    [stored_log] = [line for line in log_lines() if line.get("message") == "feedback stored"]
+    [stored_log] = [line for line in log_output() if line.get("message") == "feedback stored"]
     assert stored_log["correlation_id"] == rest_api.last_event["requestContext"]["requestId"]

@@ -72,11 +72,20 @@ def test_model_route_describes_the_serving_model(api: Api, api_env: Cognito, ser
     assert body["metrics"], "the bundle records evaluation metrics"
 
 
-def test_the_model_is_loaded_once_and_reused(api: Api, api_env: Cognito) -> None:
-    first = model_store.get_classifier()
+def test_the_model_is_loaded_once_and_reused(api_config, api_services, lambda_context, api_env: Cognito) -> None:
+    import dataclasses
+
+    from categorizer.api import create_app
+    from categorizer.api.lambda_adapter import lambda_handler_for
+
+    store = model_store.ModelStore(api_config.model)  # a fresh store: nothing loaded yet
+    services = dataclasses.replace(api_services, models=store)
+    api = Api(lambda_handler_for(create_app(api_config, services=services)), lambda_context, "rest_v1")
+    assert api.call("classify", token=api_env.machine_token(), body={"text": "card?"}).status == 200
+    first = store.get()
     for _ in range(3):
         assert api.call("classify", token=api_env.machine_token(), body={"text": "card?"}).status == 200
-    assert model_store.get_classifier() is first
+    assert store.get() is first
 
 
 def test_openapi_and_docs_are_served_under_the_stage_prefix(api: Api) -> None:
@@ -113,14 +122,17 @@ def test_the_request_id_is_the_correlation_id_and_metrics_flush_per_call(api: Ap
     assert emf["LowConfidencePredictions"] == [float(needs_review)]
 
 
-def test_no_model_is_503_in_the_error_shape(api: Api, monkeypatch) -> None:
+def test_no_model_is_503_in_the_error_shape(api_config, api_services, lambda_context) -> None:
+    """The champion pointer cannot be read (no parameter yet) and nothing was loaded before: 503, not 500."""
     import dataclasses
 
-    from categorizer.settings import Settings
+    from categorizer.api import create_app
+    from categorizer.api.lambda_adapter import lambda_handler_for
+    from categorizer.contract import ModelSource
 
-    unconfigured = dataclasses.replace(Settings.from_env(), model_dir=None, model_bucket=None,
-                                       champion_parameter=None)
-    monkeypatch.setattr(model_store, "_store", model_store.ModelStore(unconfigured))
+    unpublished = ModelSource(model_bucket="no-such-bucket", champion_parameter="/categorizer/test/no-champion")
+    services = dataclasses.replace(api_services, models=model_store.ModelStore(unpublished))
+    api = Api(lambda_handler_for(create_app(api_config, services=services)), lambda_context, "rest_v1")
 
     response = api.call("health")
 

@@ -6,8 +6,8 @@ and call the handler, emulating the event source mapping (delete what succeeded,
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,36 +16,21 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from categorizer import model_store
-from categorizer.adapters.s3_objects import get_s3_objects
+from categorizer.adapters.s3_objects import S3Objects
+from categorizer.adapters.task_queue import TaskQueue
+from categorizer.contract import BatchSettings, FanOut
 from categorizer.engine import Classifier
-from categorizer.settings import get_settings
+from categorizer.handlers import batch
+from categorizer_cli.local.provision import create_ingest_queue, notify_queue
+from infra import config as infra
+from tests.support.observability import emf_metrics  # noqa: F401 - the batch tests import it from here
+from tests.support.settings import batch_settings
 
 INGEST_BUCKET = "categorizer-ingest-test"
 RESULTS_BUCKET = "categorizer-results-test"
-MAX_RECEIVES = 3
-
-
-@pytest.fixture(scope="session")
-def classifier(tiny_bundle) -> Classifier:
-    return Classifier.from_path(tiny_bundle, threads=1)
-
-
-def emf_metrics(stdout: str) -> Counter[str]:
-    """Sum the metrics of every EMF blob Powertools printed."""
-    totals: Counter[str] = Counter()
-    for line in stdout.splitlines():
-        try:
-            blob = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(blob, dict) or "_aws" not in blob:
-            continue
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            for metric in directive["Metrics"]:
-                value = blob[metric["Name"]]
-                totals[metric["Name"]] += sum(value) if isinstance(value, list) else value
-    return totals
+QUEUE = infra.queue_spec(infra.load_stage("dev"), infra.resource_names("dev", account="123456789012",
+                                                                     region="us-east-1"))
+MAX_RECEIVES = QUEUE.max_receive_count
 
 
 @dataclass
@@ -55,7 +40,23 @@ class AwsStack:
     queue_url: str
     queue_arn: str
     dlq_url: str
+    classifier: Classifier
     setup_messages: list[dict] = field(default_factory=list)  # what S3 queued when wiring (the TestEvent)
+    settings: BatchSettings = field(default_factory=lambda: batch_settings(results_bucket=RESULTS_BUCKET,
+                                                                           max_file_bytes=50 * 1024 * 1024))
+
+    def use(self, *, settings: BatchSettings | None = None, get_classifier=None, fanout: FanOut | None = None,
+            services: batch.BatchServices | None = None) -> batch.BatchServices:
+        """Hand the batch function its dependencies for this test (the real S3 client, on moto)."""
+        if settings is not None:
+            self.settings = settings
+        if fanout is not None:
+            self.settings = dataclasses.replace(self.settings, batch_queue_url=self.queue_url, fanout=fanout)
+        services = services or batch.BatchServices(
+            settings=self.settings, objects=S3Objects(), get_classifier=get_classifier or (lambda: self.classifier),
+            tasks=TaskQueue(self.settings.batch_queue_url) if self.settings.batch_queue_url else None)
+        batch.services.override(services)
+        return services
 
     def upload(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> str:
         response = self.s3.put_object(Bucket=INGEST_BUCKET, Key=key, Body=body, Metadata=metadata or {})
@@ -77,8 +78,6 @@ class AwsStack:
 
     def deliver(self, messages: list[dict], context) -> dict:
         """Run the handler like the event source mapping: delete successes, make failures visible again."""
-        from categorizer.handlers import batch
-
         response = batch.handler(self.lambda_event(messages), context)
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
         for message in messages:
@@ -114,39 +113,21 @@ class AwsStack:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, classifier: Classifier) -> Iterator[AwsStack]:
-    monkeypatch.setenv("INGEST_PREFIX", "ingest/")
-    monkeypatch.setenv("RESULTS_PREFIX", "results/")
-    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
-    monkeypatch.setenv("MAX_FILE_BYTES", str(50 * 1024 * 1024))
-    monkeypatch.delenv("MODEL_DIR", raising=False)
-    # The serving model is the real tiny bundle, loaded once per session rather than once per test.
-    monkeypatch.setattr(model_store, "get_classifier", lambda: classifier)
+def aws(classifier: Classifier) -> Iterator[AwsStack]:
+    """The serving model is the real tiny bundle, loaded once per session rather than once per test."""
     with mock_aws():
-        get_settings.cache_clear()
-        get_s3_objects.cache_clear()
         s3 = boto3.client("s3", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
         s3.create_bucket(Bucket=INGEST_BUCKET)
         s3.create_bucket(Bucket=RESULTS_BUCKET)
         # Versioning on the results bucket lets tests count how many times each output was written.
         s3.put_bucket_versioning(Bucket=RESULTS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        dlq_url = sqs.create_queue(QueueName="categorizer-batch-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue_url = sqs.create_queue(QueueName="categorizer-batch", Attributes={
-            "VisibilityTimeout": "900",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
-        })["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        s3.put_bucket_notification_configuration(Bucket=INGEST_BUCKET, NotificationConfiguration={
-            "QueueConfigurations": [{
-                "Id": "categorizer-ingest",
-                "QueueArn": queue_arn,
-                "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "ingest/"}]}},
-            }]})
-        stack = AwsStack(s3=s3, sqs=sqs, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url)
+        # The stage's own queue shape and bucket notification, as the CDK app and the local stack make them.
+        queue_url, queue_arn, dlq_url = create_ingest_queue(sqs, QUEUE)
+        notify_queue(s3, bucket=INGEST_BUCKET, queue_arn=queue_arn)
+        stack = AwsStack(s3=s3, sqs=sqs, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url,
+                         classifier=classifier)
         stack.setup_messages = stack.receive()
+        stack.use()
         yield stack
-    get_settings.cache_clear()
-    get_s3_objects.cache_clear()
+        batch.services.reset()

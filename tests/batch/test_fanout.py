@@ -8,25 +8,18 @@ import json
 
 import pytest
 
-from categorizer import model_store
-from categorizer.adapters.task_queue import get_task_queue
+from categorizer.contract import FanOut
 from categorizer.files.formats import detect_format
 from categorizer.files.pipeline import classify_stream
-from categorizer.settings import get_settings
 from tests.batch.conftest import RESULTS_BUCKET, emf_metrics
 
 TEXTS = ["my card has not arrived yet", "what is the exchange rate for euros", "someone stole my card"]
 
 
 @pytest.fixture
-def fanout(aws, monkeypatch):
-    monkeypatch.setenv("BATCH_QUEUE_URL", aws.queue_url)
-    monkeypatch.setenv("FANOUT_BYTES", "2000")
-    monkeypatch.setenv("CHUNK_ROWS", "200")  # rounded up to 256, the classify batch size
-    get_settings.cache_clear()
-    get_task_queue.cache_clear()
-    yield aws
-    get_task_queue.cache_clear()
+def fanout(aws):
+    aws.use(fanout=FanOut(fanout_bytes=2000, chunk_rows=200))  # 200 rows: rounded up to 256, the batch size
+    return aws
 
 
 def _drain(aws, context, limit: int = 20) -> list[dict]:
@@ -116,7 +109,7 @@ def test_a_chunk_that_crashes_is_retried_and_the_result_is_unchanged(fanout, lam
                                                                       monkeypatch):
     data = _csv_rows(600)
     crashing = _CrashOnce(classifier)
-    monkeypatch.setattr(model_store, "get_classifier", lambda: crashing)
+    fanout.use(get_classifier=lambda: crashing)
     fanout.upload("ingest/big/crash.csv", data)
     _drain(fanout, lambda_context)
     expected_results, expected_errors = _single_run("crash.csv", data, classifier)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
@@ -10,8 +11,6 @@ import json
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from categorizer import model_store
-from categorizer.adapters.s3_objects import get_s3_objects
 from tests.batch.conftest import INGEST_BUCKET, MAX_RECEIVES, RESULTS_BUCKET, emf_metrics
 
 TEXTS = ["my card has not arrived yet", "what is the exchange rate for euros", "someone stole my card"]
@@ -156,7 +155,7 @@ def test_crash_after_k_rows_then_retry_gives_identical_output(aws, lambda_contex
     rows = [["id", "text"], *[[str(i), f"{TEXTS[i % 3]} {i}" if i % 50 else ""] for i in range(600)]]
     body = _csv(rows)
     crashing = _CrashingClassifier(classifier, crash_on_call=2)
-    monkeypatch.setattr(model_store, "get_classifier", lambda: crashing)
+    aws.use(get_classifier=lambda: crashing)
     aws.upload("ingest/crash.csv", body)
     (message,) = aws.receive(expected=1)
     response = aws.deliver([message], lambda_context)
@@ -166,7 +165,7 @@ def test_crash_after_k_rows_then_retry_gives_identical_output(aws, lambda_contex
     assert aws.result_keys() == []
     assert aws.s3.list_multipart_uploads(Bucket=RESULTS_BUCKET).get("Uploads", []) == []
 
-    monkeypatch.setattr(model_store, "get_classifier", lambda: classifier)
+    aws.use(get_classifier=lambda: classifier)
     (retry,) = aws.receive(expected=1)  # the same message, back from the queue
     assert retry["MessageId"] == message["MessageId"]
     assert aws.deliver([retry], lambda_context) == {"batchItemFailures": []}
@@ -219,10 +218,7 @@ def test_whole_file_failures_get_a_report_and_a_failed_manifest(aws, lambda_cont
 
 
 def test_size_limit_is_checked_before_reading(aws, lambda_context, monkeypatch):
-    from categorizer.settings import get_settings
-
-    monkeypatch.setenv("MAX_FILE_BYTES", "1000")
-    get_settings.cache_clear()
+    aws.use(settings=dataclasses.replace(aws.settings, max_file_bytes=1000))
     aws.upload_and_deliver("ingest/big.csv", b"text\n" + b"my card\n" * 200, lambda_context)
     manifest = aws.manifest("results/big.manifest.json")
     assert manifest["failure"]["reason"] == "file_too_large" and manifest["rows_in"] == 0
@@ -266,7 +262,9 @@ def test_transient_write_failure_returns_to_the_queue_then_the_dlq(aws, lambda_c
     def unreachable(**kwargs):
         raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
 
-    client = get_s3_objects().client
+    from categorizer.handlers import batch
+
+    client = batch.services.get().objects.client
     client.meta.events.register("before-call.s3.PutObject", unreachable)
     aws.upload("ingest/flaky.csv", _csv([["text"], [TEXTS[0]]]))
     message_id = None
@@ -333,16 +331,13 @@ def test_time_budget_exhaustion_fails_the_file_with_a_report(aws, lambda_context
     assert aws.get("results/slow.csv") is None
 
 
-def test_model_loaded_from_model_dir_through_the_model_store(aws, lambda_context, tiny_bundle, monkeypatch):
-    monkeypatch.undo()  # back to the real model_store.get_classifier ...
-    monkeypatch.setenv("MODEL_DIR", str(tiny_bundle))  # ... with MODEL_DIR, as the local stack runs it
-    for name, value in {"INGEST_PREFIX": "ingest/", "RESULTS_PREFIX": "results/", "RESULTS_BUCKET": RESULTS_BUCKET,
-                        "ONNX_THREADS": "1"}.items():
-        monkeypatch.setenv(name, value)
-    from categorizer.settings import get_settings
+def test_model_loaded_from_model_dir_through_the_model_store(aws, lambda_context, tiny_bundle):
+    """What build_services makes from the environment, as the local stack runs it (MODEL_DIR)."""
+    from categorizer.contract import BatchSettings
+    from categorizer.handlers import batch
 
-    get_settings.cache_clear()
-    monkeypatch.setattr(model_store, "_store", None)
+    env = {**aws.settings.to_env(), "MODEL_DIR": str(tiny_bundle), "ONNX_THREADS": "1"}
+    aws.use(services=batch.build_services(BatchSettings.from_env(env)))
     aws.upload_and_deliver("ingest/store.csv", _csv([["text"], [TEXTS[2]]]), lambda_context)
     (row,) = _rows(aws.get("results/store.csv"), "csv")
     assert row["predicted_label"] == "lost_or_stolen_card"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from categorizer.batch.notifications import InvalidNotificationError, parse_notification
-from tests.conftest import load_event
+from tests.support.events import load_event
 
 
 def test_object_created_key_is_decoded():

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.local.test_local_stack import LocalStack
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 playwright_sync = pytest.importorskip("playwright.sync_api")

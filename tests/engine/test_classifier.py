@@ -12,11 +12,6 @@ import pytest
 from categorizer.engine import Classifier, Prediction, TextError, load_bundle
 
 
-@pytest.fixture(scope="module")
-def classifier(tiny_bundle: Path) -> Classifier:
-    return Classifier.from_path(tiny_bundle, threads=1)
-
-
 def test_predicts_the_obvious_label_in_input_order(classifier: Classifier):
     texts = ["my card was stolen yesterday", "when does my card arrive", "what is the euro exchange rate"]
     results = classifier.classify(texts)

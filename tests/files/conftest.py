@@ -6,18 +6,12 @@ import gzip
 import io
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from categorizer.engine import Classifier
 from categorizer.files.formats import Limits, detect_format
 from categorizer.files.pipeline import JobSummary, classify_stream
-
-
-@pytest.fixture(scope="session")
-def classifier(tiny_bundle: Path) -> Classifier:
-    return Classifier.from_path(tiny_bundle, threads=1)
 
 
 @dataclass

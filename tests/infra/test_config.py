@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from categorizer.contract import ApiSettings, BatchSettings, PromoteSettings, SettingsError, StartTrainingSettings
 from infra import config
 from infra.config import FunctionName
 
-ROOT = Path(__file__).resolve().parents[2]
-SETTINGS_SOURCE = (ROOT / "functions" / "categorizer" / "settings.py").read_text(encoding="utf-8")
-FUNCTIONS_SOURCE = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "functions").rglob("*.py"))
+SETTINGS_CLASSES = {FunctionName.API: ApiSettings, FunctionName.BATCH: BatchSettings,
+                    FunctionName.START_TRAINING: StartTrainingSettings, FunctionName.PROMOTE: PromoteSettings}
 
 
 def _inputs() -> config.EnvironmentInputs:
@@ -23,56 +26,81 @@ def _inputs() -> config.EnvironmentInputs:
                                        source_uri="s3://b/k.tar.gz"))
 
 
-def test_feedback_table_spec_is_the_api_adapters_schema():
-    from categorizer.adapters.feedback_table import TABLE_SCHEMA
+def test_the_feedback_table_is_created_with_the_adapters_key():
+    from categorizer.adapters.feedback_table import PARTITION_KEY
 
     names = config.resource_names("dev", account="123456789012", region="us-east-1")
     (feedback,) = [t for t in config.table_specs(names) if t.logical_name == "feedback"]
     kwargs = feedback.create_table_kwargs()
-    assert kwargs.pop("TableName") == "categorizer-dev-feedback"
-    assert kwargs == TABLE_SCHEMA
+    assert kwargs["TableName"] == "categorizer-dev-feedback"
+    assert kwargs["KeySchema"] == [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}]
+    assert "GlobalSecondaryIndexes" not in kwargs  # nothing queries by another key
 
 
 @pytest.mark.parametrize("function", list(FunctionName))
 @pytest.mark.parametrize("stage", ["dev", "prod", "local"])
-def test_every_environment_variable_is_one_the_code_reads(stage, function):
-    env = config.function_environment(function, stage=config.load_stage(stage),
-                                      names=config.resource_names(stage, account="1", region="us-east-1"),
+def test_each_function_reads_back_exactly_what_the_stack_sets(stage, function):
+    """Every variable infra writes is one the function's settings class reads, and it reads them back equal."""
+    settings = config.function_settings(function, stage=config.load_stage(stage),
+                                        names=config.resource_names(stage, account="1", region="us-east-1"),
+                                        inputs=_inputs())
+    env = settings.to_env()
+    assert isinstance(settings, SETTINGS_CLASSES[function])
+    assert set(env) <= set(SETTINGS_CLASSES[function].variables())
+    assert SETTINGS_CLASSES[function].from_env({**env, "AWS_REGION": "us-east-1"}) == settings
+
+
+@pytest.mark.parametrize("function", list(FunctionName))
+def test_a_missing_or_malformed_variable_stops_the_function_naming_it(function):
+    env = config.function_environment(function, stage=config.load_stage("dev"),
+                                      names=config.resource_names("dev", account="1", region="us-east-1"),
                                       inputs=_inputs())
-    for name in env:
-        if name.startswith("POWERTOOLS_"):
-            continue  # read by Powertools itself
-        assert re.search(rf'["\']{name}["\']', SETTINGS_SOURCE), f"{name} is not read in settings.py"
+    settings_class = SETTINGS_CLASSES[function]
+    with pytest.raises(SettingsError, match="CHAMPION_PARAMETER"):
+        settings_class.from_env({k: v for k, v in env.items() if k not in {"CHAMPION_PARAMETER", "MODEL_DIR"}})
+    with pytest.raises(SettingsError, match=r"ONNX_THREADS='two' is malformed"):
+        settings_class.from_env({**env, "ONNX_THREADS": "two"})
 
 
-def test_the_settings_object_reads_back_what_the_stack_sets(monkeypatch):
-    from categorizer.settings import Settings
+def test_the_handler_module_fails_at_import_with_one_clear_message():
+    """Lambda reports an init error; its log names the variable (no traceback from deep inside a request)."""
+    env = {k: v for k, v in os.environ.items() if k != "RESULTS_BUCKET"}
+    result = subprocess.run([sys.executable, "-c", "import categorizer.handlers.batch"], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert "SettingsError: the batch function cannot start: RESULTS_BUCKET is not set" in result.stderr
 
+
+def test_the_settings_object_reads_back_what_the_stack_sets():
     stage = config.load_stage("prod")
     names = config.resource_names("prod", account="123456789012", region="eu-west-1")
     env = config.function_environment(FunctionName.START_TRAINING, stage=stage, names=names, inputs=_inputs())
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings.from_env()
+    settings = StartTrainingSettings.from_env(env)
     assert settings.model_bucket == names.model_bucket == "categorizer-prod-models-123456789012-eu-west-1"
     assert settings.champion_parameter == "/categorizer/prod/champion"
     assert settings.onnx_threads == config.onnx_threads_for(stage.training_function.memory_mb)
     assert settings.training_job_prefix == "categorizer-prod"
-    assert settings.training_use_spot is stage.training_use_spot
-    assert settings.training_max_runtime_seconds == stage.training_max_runtime_seconds
-    assert settings.min_new_feedback == stage.min_new_feedback
+    assert settings.learning == stage.learning
     assert settings.training_source_uri == "s3://b/k.tar.gz"
 
 
+def test_one_default_per_value_the_stage_and_the_function_agree():
+    """The promotion tolerance (once 0.0 in the function and 0.002 in the stage) has one definition."""
+    from categorizer.contract import LearningLoop
+
+    for name in ("dev", "prod"):
+        assert config.load_stage(name).learning == LearningLoop()
+    assert LearningLoop().promotion_macro_f1_tolerance == 0.002
+
+
 def test_results_work_prefix_is_the_batch_fanout_work_folder():
-    from categorizer.batch.keys import WORK_FOLDER
+    from categorizer.batch import keys
 
-    assert config.RESULTS_WORK_PREFIX == config.RESULTS_PREFIX + WORK_FOLDER == "results/_work/"
+    assert keys.WORK_FOLDER == "_work/"
+    assert config.RESULTS_WORK_PREFIX == config.RESULTS_PREFIX + keys.WORK_FOLDER == "results/_work/"
 
 
-def test_batch_fanout_is_on_only_with_a_queue_url_and_the_settings_read_it_back(monkeypatch):
-    from categorizer.settings import Settings
-
+def test_batch_fanout_is_on_only_with_a_queue_url_and_the_settings_read_it_back():
     stage, names = config.load_stage("dev"), config.resource_names("dev", account="1", region="us-east-1")
     without = config.function_environment(FunctionName.BATCH, stage=stage, names=names, inputs=_inputs())
     assert "BATCH_QUEUE_URL" not in without  # fan-out off, e.g. callers that do not know the queue
@@ -83,11 +111,9 @@ def test_batch_fanout_is_on_only_with_a_queue_url_and_the_settings_read_it_back(
     for function in (FunctionName.API, FunctionName.START_TRAINING, FunctionName.PROMOTE):
         assert "BATCH_QUEUE_URL" not in config.function_environment(
             function, stage=stage, names=names, inputs=dataclasses.replace(_inputs(), batch_queue_url=url))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings.from_env()
+    settings = BatchSettings.from_env(env)
     assert settings.batch_queue_url == url
-    assert (settings.fanout_bytes, settings.chunk_rows) == (stage.batch_fanout_bytes, stage.batch_chunk_rows)
+    assert settings.fanout == stage.fanout
 
 
 def test_local_stack_environment_enables_fanout_on_the_emulated_ingest_queue(tmp_path):
@@ -102,7 +128,7 @@ def test_local_stack_environment_enables_fanout_on_the_emulated_ingest_queue(tmp
     identity = SimpleNamespace(user_pool_id="us-east-1_pool", machine_client_id="m", user_client_id="u")
     env = function_environment(local, stage, names, identity)
     assert env["BATCH_QUEUE_URL"] == "http://127.0.0.1:4566/123456789012/categorizer-local-ingest"
-    assert env["RESULTS_BUCKET"] == names.results_bucket and env["CHUNK_ROWS"] == str(stage.batch_chunk_rows)
+    assert env["RESULTS_BUCKET"] == names.results_bucket and env["CHUNK_ROWS"] == str(stage.fanout.chunk_rows)
 
 
 def test_api_environment_names_the_identity_and_both_permission_routes():
@@ -158,7 +184,14 @@ def test_bucket_names_are_valid_s3_names_for_a_real_account():
             assert re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value), value
 
 
-@pytest.mark.parametrize("metric", [m for m in config.MetricName if m is not config.MetricName.PREDICTIONS_BY_LABEL])
-def test_every_alarmed_or_charted_metric_is_emitted_by_the_functions(metric):
-    """Monitoring and the functions agree on metric names (a renamed metric would leave an alarm blind)."""
-    assert re.search(rf'["\']{metric.value}["\']', FUNCTIONS_SOURCE), f"no function emits {metric.value}"
+def test_every_metric_is_emitted_through_a_handler_table_or_the_api():
+    """Monitoring and the functions share MetricName; every name is emitted somewhere (no dead chart)."""
+    from categorizer.handlers import batch, promote, start_training
+
+    emitted = {*filter(None, batch.METRIC_BY_STATUS.values()), *filter(None, promote.METRIC_BY_STATUS.values()),
+               *filter(None, start_training.METRIC_BY_STATUS.values()), config.MetricName.ROWS_CLASSIFIED,
+               config.MetricName.ROWS_REJECTED, config.MetricName.FILE_TRANSIENT_FAILURES,
+               config.MetricName.CONSECUTIVE_REJECTIONS}
+    api_source = (Path(__file__).resolve().parents[2] / "functions/categorizer/api/logic.py").read_text()
+    emitted |= {m for m in config.MetricName if f"MetricName.{m.name}" in api_source}
+    assert emitted == set(config.MetricName)

@@ -228,7 +228,6 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
     ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket") + ".Arn"
     results = logical_id(resources, "FilesResults", "AWS::S3::Bucket") + ".Arn"
     table = logical_id(resources, "TablesFeedbackTable", "AWS::DynamoDB::GlobalTable") + ".Arn"
-    index = f"{table}/index/{config.FEEDBACK_BY_PREDICTION_INDEX}"
     champion = logical_id(resources, "ModelsChampion", "AWS::SSM::Parameter")
     champion_arn = f"arn:AWS::Partition:ssm:AWS::Region:AWS::AccountId:parameter{champion}"
     logs = logical_id(resources, FUNCTION_PREFIX[function] + "Logs", "AWS::Logs::LogGroup") + ".Arn"
@@ -246,8 +245,8 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
         # Serving model and promotion history; the console's uploads (sign only), results and ops page (Scan).
         return common | objects(models, read, "models/", "decisions/") | {listing(models, "models/", "decisions/")} | {
             ("ssm:GetParameter", champion_arn),
-            *((f"dynamodb:{a}", r) for a in ("PutItem", "GetItem", "Query") for r in (table, index)),
-            ("dynamodb:Scan", table)} | objects(ingest, ("s3:PutObject",), "ingest/") | {listing(ingest, "ingest/")} | \
+            *((f"dynamodb:{a}", table) for a in ("PutItem", "GetItem", "Scan"))} | \
+            objects(ingest, ("s3:PutObject",), "ingest/") | {listing(ingest, "ingest/")} | \
             objects(results, ("s3:GetObject",), "results/") | {listing(results, "results/")}
     if function is FunctionName.BATCH:
         queue = logical_id(resources, "IngestQueue", "AWS::SQS::Queue") + ".Arn"
@@ -267,14 +266,14 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
         return common | send_failures | objects(models, read, "training/", "models/") | {
             listing(models, "training/", "models/")} | objects(models, write, "training/") | {
             ("ssm:GetParameter", champion_arn),
-            *((f"dynamodb:{a}", r) for a in ("Query", "Scan") for r in (table, index)),
+            ("dynamodb:Scan", table),
             *((f"sagemaker:{a}", jobs) for a in ("CreateTrainingJob", "DescribeTrainingJob", "AddTags")),
             ("iam:PassRole", f"{sagemaker_role} if StringEquals:iam:PassedToService=['sagemaker.amazonaws.com']")}
     prefixes = ("training-jobs/", "training/", "models/", "decisions/")
     return common | send_failures | objects(models, read, *prefixes) | {listing(models, *prefixes)} | \
         objects(models, write, "models/", "decisions/") | {
         ("ssm:GetParameter", champion_arn), ("ssm:PutParameter", champion_arn),
-        *((f"dynamodb:{a}", r) for a in ("Query", "Scan") for r in (table, index)),
+        ("dynamodb:Scan", table),
         ("sagemaker:DescribeTrainingJob", jobs)}
 
 
@@ -334,11 +333,7 @@ def test_feedback_table_is_on_demand_with_pitr_encryption_and_the_api_key_design
             "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
-            "GlobalSecondaryIndexes": [{
-                "IndexName": config.FEEDBACK_BY_PREDICTION_INDEX,
-                "KeySchema": [{"AttributeName": "prediction_id", "KeyType": "HASH"},
-                              {"AttributeName": "created_at", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"}}],
+            "GlobalSecondaryIndexes": Match.absent(),  # nothing reads by another key
             "Replicas": [Match.object_like({
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "DeletionProtectionEnabled": retain,
@@ -475,8 +470,8 @@ def test_batch_function_fans_out_on_its_own_ingest_queue(synthesized, stage):
     fn = resources[logical_id(resources, "BatchFunction", "AWS::Lambda::Function")]
     variables = fn["Properties"]["Environment"]["Variables"]
     assert variables["BATCH_QUEUE_URL"] == {"Ref": queue}  # an SQS queue's Ref is its URL
-    assert variables["FANOUT_BYTES"] == str(settings.batch_fanout_bytes) == str(32 * 1024 * 1024)
-    assert variables["CHUNK_ROWS"] == str(settings.batch_chunk_rows) == "51200"
+    assert variables["FANOUT_BYTES"] == str(settings.fanout.fanout_bytes) == str(32 * 1024 * 1024)
+    assert variables["CHUNK_ROWS"] == str(settings.fanout.chunk_rows) == "51200"
     # Only the batch function gets the queue URL (the other functions never send chunk tasks).
     others = [r["Properties"]["Environment"]["Variables"] for r in synthesized.resources(
         stage, "AWS::Lambda::Function").values() if r is not fn]
@@ -529,7 +524,7 @@ def test_function_sizing_and_onnx_threads_follow_the_stage_config(synthesized, s
     resources = synthesized.templates[stage]["Resources"]
     for function, prefix in FUNCTION_PREFIX.items():
         props = resources[logical_id(resources, prefix, "AWS::Lambda::Function")]["Properties"]
-        sizing = config.function_settings(settings, function)
+        sizing = config.function_sizing(settings, function)
         assert props["MemorySize"] == sizing.memory_mb
         assert props["Timeout"] == sizing.timeout_seconds
         assert props["EphemeralStorage"] == {"Size": sizing.ephemeral_storage_mb}
@@ -607,7 +602,7 @@ def test_start_training_gets_everything_a_job_request_needs(synthesized, stage):
     assert source_uri.rsplit("/", 1)[1].split(".")[0] == synthesized.stacks[stage].node.find_child(
         "Training").source.asset_hash
     assert variables["TRAINING_ENTRY_POINT"] == "model_build/sagemaker_entry.py"
-    assert variables["TRAINING_USE_SPOT"] == str(settings.training_use_spot).lower()
+    assert variables["TRAINING_USE_SPOT"] == str(settings.learning.training_use_spot).lower()
     assert variables["TRAINING_JOB_PREFIX"] == f"categorizer-{stage}"
     mapping = synthesized.templates[stage]["Mappings"]
     (registry,) = [m for k, m in mapping.items() if k.startswith("TrainingDlcRegistry")]
@@ -695,9 +690,13 @@ def test_dashboard_covers_api_functions_batch_quality_and_learning_loop(synthesi
     body = render(dashboard["Properties"]["DashboardBody"])
     for title in ("API requests and errors", "API latency p50 / p99", "Invocations", "Errors", "Throttles",
                   "Duration p99", "Concurrent executions", "dead letters", "Batch rows", "Batch files",
-                  "Predictions by label", "low-confidence share", "disagreement rate",
+                  "Batch deliveries", "low-confidence share", "disagreement rate",
                   "Training jobs and promotions"):
         assert title in body, title
+    charted = {m for m in config.MetricName if f'"{m.value}"' in body}
+    alarmed = {render(a["Properties"].get("MetricName", "")) for a in synthesized.resources(
+        stage, "AWS::CloudWatch::Alarm").values()}
+    assert set(config.MetricName) - charted - alarmed == set()  # every emitted metric is watched somewhere
 
 
 @pytest.mark.parametrize("stage", STAGES)

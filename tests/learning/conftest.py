@@ -1,39 +1,39 @@
 """Learning-loop fixtures: moto (in process) with the stage's bucket, feedback table and champion parameter,
-and the environment infra gives the start-training and promote functions."""
+and the start-training and promote functions built from the settings infra gives them on the dev stage."""
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from categorizer.adapters.feedback_table import TABLE_SCHEMA
-from categorizer.observability import logger
-from tests.learning.support import BUCKET, PARAMETER, REGION, TABLE, Stage, clear_caches, function_environment
+from categorizer.contract.names import FEEDBACK_TABLE
+from tests.learning.support import (
+    BUCKET,
+    PARAMETER,
+    REGION,
+    TABLE,
+    Stage,
+    reset_learning_functions,
+    use_learning_functions,
+)
 
 
 @pytest.fixture
-def stage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Stage]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("MODEL_DIR", raising=False)
-    for name, value in function_environment(tmp_path / "cache").items():
-        monkeypatch.setenv(name, value)
-    clear_caches()
+def stage(tmp_path: Path) -> Iterator[Stage]:
     with mock_aws():
         s3, ssm = boto3.client("s3", region_name=REGION), boto3.client("ssm", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
-        dynamodb.create_table(TableName=TABLE, **TABLE_SCHEMA)
+        dynamodb.create_table(**FEEDBACK_TABLE.create_table_kwargs(TABLE))
         ssm.put_parameter(Name=PARAMETER, Value="none", Type="String")  # infra's placeholder before a publish
+        start, decide = use_learning_functions(tmp_path / "cache")
         yield Stage(s3=s3, ssm=ssm, dynamodb=dynamodb, sagemaker=boto3.client("sagemaker", region_name=REGION),
-                    cache_dir=tmp_path / "cache")
-    clear_caches()
+                    cache_dir=tmp_path / "cache", start_settings=start, settings=decide)
+        reset_learning_functions()
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +49,3 @@ def champion(stage: Stage, tiny_bundle: Path, tiny_tarball: Path) -> str:
     decision = stage.registry().publish(tiny_bundle, tiny_tarball, actor="test", reason="first model")
     assert decision is not None
     return decision.version
-
-
-
-@pytest.fixture
-def log_output() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The JSON lines the Powertools Logger wrote during the test (its stream was bound before capsys)."""
-    buffer = io.StringIO()
-    previous = logger.registered_handler.setStream(buffer)
-    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
-    logger.registered_handler.setStream(previous)

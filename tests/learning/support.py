@@ -11,44 +11,37 @@ from pathlib import Path
 from aws_lambda_powertools.utilities import parameters
 
 from categorizer.adapters.feedback_table import FeedbackRecord, FeedbackTable
-from categorizer.settings import Settings, get_settings
+from categorizer.contract import ModelSource, PromoteSettings, StartTrainingSettings
+from infra import config as infra
+from tests.support.events import load_event as _load_event
+from tests.support.settings import ACCOUNT, IMAGE_URI, NAMES, REGION, SOURCE_URI, STAGE, learning_settings
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-STAGE = "dev"
-JOB_PREFIX = "categorizer-dev"  # the names in events/learning/*.json
-BUCKET = f"categorizer-dev-models-{ACCOUNT}-{REGION}"
-PARAMETER = "/categorizer/dev/champion"
-TABLE = "categorizer-dev-feedback"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/categorizer-dev-sagemaker-{REGION}"
-IMAGE_URI = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.6.0-cpu-py312-ubuntu22.04-sagemaker"
-SOURCE_URI = f"s3://{BUCKET}/training/source/sourcedir.tar.gz"
-
-
-def function_environment(cache_dir: Path, **overrides: str) -> dict[str, str]:
-    """What infra/config.py function_environment sets for start-training + promote (dev stage)."""
-    env = {
-        "STAGE": STAGE, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "MODEL_BUCKET": BUCKET, "CHAMPION_PARAMETER": PARAMETER, "FEEDBACK_TABLE": TABLE,
-        "TRAINING_PREFIX": "training/", "TRAINING_OUTPUT_PREFIX": "training-jobs/", "DECISIONS_PREFIX": "decisions/",
-        "TRAINING_JOB_PREFIX": JOB_PREFIX, "TRAINING_ROLE_ARN": ROLE_ARN, "TRAINING_IMAGE_URI": IMAGE_URI,
-        "TRAINING_SOURCE_URI": SOURCE_URI, "TRAINING_ENTRY_POINT": "model_build/sagemaker_entry.py",
-        "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge", "TRAINING_USE_SPOT": "true",
-        "TRAINING_MAX_RUNTIME_SECONDS": "3600", "TRAINING_MAX_WAIT_SECONDS": "7200", "MIN_NEW_FEEDBACK": "5",
-        "PROMOTION_MAX_CLASS_F1_DROP": "0.05", "MODEL_CACHE_DIR": str(cache_dir), "ONNX_THREADS": "1",
-        "TRAINING_RECIPE": "fast", "MODEL_MAX_AGE_SECONDS": "1",
-    }
-    return env | overrides
+JOB_PREFIX = NAMES.training_job_prefix  # the names in events/learning/*.json
+BUCKET = NAMES.model_bucket
+PARAMETER = NAMES.champion_parameter
+TABLE = NAMES.feedback_table
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{NAMES.sagemaker_role}"
+__all__ = ["ACCOUNT", "BUCKET", "IMAGE_URI", "JOB_PREFIX", "PARAMETER", "REGION", "ROLE_ARN", "SOURCE_URI", "STAGE",
+           "TABLE", "Stage", "use_learning_functions"]
 
 
-def clear_caches() -> None:
-    from categorizer.adapters import model_bucket
+def use_learning_functions(cache_dir: Path, **learning: object) -> tuple[StartTrainingSettings, PromoteSettings]:
+    """Point the start-training and promote handlers at this test's stage (call inside moto)."""
     from categorizer.handlers import promote, start_training
 
-    get_settings.cache_clear()
-    model_bucket._s3.cache_clear()  # the serving side's S3 client: bound to moto in process or to a server
-    start_training.dependencies.cache_clear()
-    promote.dependencies.cache_clear()
+    start = learning_settings(infra.FunctionName.START_TRAINING, cache_dir, **learning)
+    decide = learning_settings(infra.FunctionName.PROMOTE, cache_dir, **learning)
+    start_training.dependencies.override(start_training.build_dependencies(start))  # type: ignore[arg-type]
+    promote.dependencies.override(promote.build_dependencies(decide))  # type: ignore[arg-type]
+    parameters.clear_caches()
+    return start, decide  # type: ignore[return-value]
+
+
+def reset_learning_functions() -> None:
+    from categorizer.handlers import promote, start_training
+
+    start_training.dependencies.reset()
+    promote.dependencies.reset()
     parameters.clear_caches()
 
 
@@ -59,15 +52,18 @@ class Stage:
     dynamodb: object
     sagemaker: object
     cache_dir: Path
-
-    @property
-    def settings(self) -> Settings:
-        return get_settings()
+    start_settings: StartTrainingSettings
+    settings: PromoteSettings
 
     def registry(self):
         from categorizer.registry.store import ModelRegistry
 
-        return ModelRegistry.from_settings(get_settings())
+        return ModelRegistry.from_settings(self.settings)
+
+    def serving(self, **changes: object) -> ModelSource:
+        """What the API and batch functions read: the champion pointer, trusted for 1 s (fast hot swaps)."""
+        return ModelSource(model_bucket=BUCKET, champion_parameter=PARAMETER, onnx_threads=1,
+                           model_cache_dir=str(self.cache_dir / "serving"), model_max_age_seconds=1, **changes)
 
 
 def feedback_record(prediction_id: str, text: str, correct_label: str, *, created_at: str,
@@ -99,7 +95,7 @@ def reversioned(bundle_dir: Path, destination: Path, version: str) -> tuple[Path
 
 
 def load_event(name: str) -> dict:
-    return json.loads((Path(__file__).resolve().parents[2] / "events" / "learning" / name).read_text())
+    return _load_event(f"learning/{name}")
 
 
 def relabelled(bundle_dir: Path, destination: Path, version: str) -> tuple[Path, Path]:

@@ -4,7 +4,6 @@ the way the local stack serves it)."""
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,31 +12,24 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from categorizer.adapters.feedback_table import TABLE_SCHEMA
+from categorizer.contract.names import FEEDBACK_TABLE
 from categorizer.registry.records import Action
 from categorizer_cli.main import main
 from categorizer_cli.registry_commands import registry_for
 from categorizer_cli.stack_client import Stack
-from tests.conftest import TEST_DATA
-from tests.learning.support import BUCKET, PARAMETER, REGION, TABLE, clear_caches, reversioned
+from tests.learning.support import BUCKET, PARAMETER, REGION, TABLE, reversioned
+from tests.support.network import free_port
+from tests.support.paths import TEST_DATA
 
 V2 = "20261201-000000-bbbbbbbb"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture
 def outputs(tmp_path: Path, tiny_bundle: Path, tiny_tarball: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._port}"
-    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("ONNX_THREADS", "1")
-    clear_caches()
     # moto's state is global to the process: names of its own keep this test apart from every other.
     suffix = uuid.uuid4().hex[:8]
     bucket, table = f"{BUCKET}-{suffix}", f"{TABLE}-{suffix}"
@@ -48,7 +40,7 @@ def outputs(tmp_path: Path, tiny_bundle: Path, tiny_tarball: Path, monkeypatch: 
             "FeedbackTable": table, "AwsEndpointUrl": endpoint}}))
         stack = Stack.load(path)
         stack.aws("s3").create_bucket(Bucket=bucket)
-        stack.aws("dynamodb").create_table(TableName=table, **TABLE_SCHEMA)
+        stack.aws("dynamodb").create_table(**FEEDBACK_TABLE.create_table_kwargs(table))
         stack.aws("s3").upload_file(str(TEST_DATA / "tiny.csv"), bucket, "training/holdout/tiny.csv")
         registry = registry_for(stack)
         registry.publish(tiny_bundle, tiny_tarball, actor="setup")
@@ -59,7 +51,6 @@ def outputs(tmp_path: Path, tiny_bundle: Path, tiny_tarball: Path, monkeypatch: 
         yield path
     finally:
         server.stop()
-        clear_caches()
 
 
 def run(*argv: str) -> int:
@@ -122,3 +113,40 @@ def test_boto3_clients_use_the_outputs_endpoint(outputs: Path):
     stack = Stack.load(outputs)
     assert stack.aws("s3").meta.endpoint_url == stack.outputs["AwsEndpointUrl"]
     assert boto3.client("s3", region_name=REGION).meta.endpoint_url != stack.outputs["AwsEndpointUrl"]
+
+
+@pytest.mark.parametrize("stage_name", ["dev", "prod", "local"])
+def test_the_cli_gate_and_the_promote_function_decide_a_borderline_candidate_alike(tmp_path: Path, stage_name: str,
+                                                                                   monkeypatch: pytest.MonkeyPatch):
+    """`categorizer model promote` builds the promote function's settings from the same stage values, whatever
+    the caller's shell holds; a candidate 0.001 below the champion's macro-F1 gets the same decision."""
+    from categorizer.contract import PromoteSettings
+    from categorizer.registry.evaluation import Scores
+    from categorizer.registry.gate import ModelScores, decide
+    from categorizer.registry.promotion import policy_from
+    from categorizer_cli.registry_commands import promote_settings
+    from infra import config as infra
+
+    monkeypatch.setenv("PROMOTION_MACRO_F1_TOLERANCE", "0")  # a stray shell value must not change the CLI's gate
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({f"Categorizer-{stage_name}": {
+        "Stage": stage_name, "Region": REGION, "ModelBucket": "b", "ChampionParameter": "/p", "FeedbackTable": "t"}}))
+    cli = promote_settings(Stack.load(outputs))
+    stage = infra.load_stage(stage_name)
+    names = infra.resource_names(stage_name, account="123456789012", region=REGION)
+    deployed = PromoteSettings.from_env(infra.function_environment(infra.FunctionName.PROMOTE, stage=stage,
+                                                                   names=names))
+    assert cli.learning == deployed.learning
+
+    def model(macro: float) -> ModelScores:
+        return ModelScores(labels=("a", "b"), holdout=Scores(n=3080, accuracy=macro, macro_f1=macro,
+                                                              per_class_f1={"a": macro, "b": macro}),
+                           feedback=Scores(n=40, accuracy=0.9, macro_f1=0.9))
+
+    champion, candidate = model(0.940), model(0.939)
+    champion = ModelScores(labels=champion.labels, holdout=champion.holdout,
+                           feedback=Scores(n=40, accuracy=0.5, macro_f1=0.5))
+    by_cli = decide(candidate, champion, policy_from(cli.learning))
+    by_function = decide(candidate, champion, policy_from(deployed.learning))
+    assert by_cli.accepted == by_function.accepted is True  # within the stage's 0.002 re-quantization tolerance
+    assert by_cli.reasons == by_function.reasons

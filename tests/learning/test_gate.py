@@ -10,7 +10,7 @@ from categorizer.registry.gate import GatePolicy, ModelScores, decide
 from model_build.evaluate import evaluate as build_evaluate
 
 LABELS = ("a", "b", "c")
-POLICY = GatePolicy(max_class_f1_drop=0.05)
+POLICY = GatePolicy(max_class_f1_drop=0.05, macro_f1_tolerance=0.0)
 
 
 def scores(macro: float, feedback_acc: float | None, per_class: dict[str, float] | None = None,

@@ -13,7 +13,6 @@ import pytest
 
 from categorizer.engine import Prediction, load_bundle
 from categorizer.model_store import ChampionPointer, ModelStore
-from categorizer.settings import get_settings
 from tests.learning.support import BUCKET, PARAMETER, Stage, reversioned
 
 V2 = "20261201-000000-bbbbbbbb"
@@ -37,19 +36,19 @@ def wait_for_version(store: ModelStore, version: str, timeout: float) -> float:
 
 def test_a_promoted_champion_serves_within_max_age_without_a_restart(stage: Stage, champion: str,
                                                                      second_version: str):
-    store = ModelStore(get_settings())  # MODEL_MAX_AGE_SECONDS=1
+    store = ModelStore(stage.serving())  # MODEL_MAX_AGE_SECONDS=1
     first = store.get()
     assert first.version == champion
     stage.registry().force_promote(second_version, actor="test", reason="swap")
-    waited = wait_for_version(store, second_version, timeout=get_settings().model_max_age_seconds + 2)
-    assert waited <= get_settings().model_max_age_seconds + 1
+    waited = wait_for_version(store, second_version, timeout=stage.serving().model_max_age_seconds + 2)
+    assert waited <= stage.serving().model_max_age_seconds + 1
     assert store.get().classify(["my card has not arrived"])[0].label == "card_arrival"
     assert first.classify(["my card has not arrived"])[0].label == "card_arrival"  # the old one still answers
 
 
 def test_a_corrupted_champion_never_replaces_the_working_model(stage: Stage, champion: str, tiny_bundle: Path,
                                                                tmp_path: Path, log_output):
-    store = ModelStore(get_settings())
+    store = ModelStore(stage.serving())
     assert store.get().version == champion
     _, tarball = reversioned(tiny_bundle, tmp_path / "bad", "20261202-000000-0badf00d")
     tampered = tmp_path / "tampered.tar.gz"
@@ -62,7 +61,7 @@ def test_a_corrupted_champion_never_replaces_the_working_model(stage: Stage, cha
     # Someone (or something) points the champion at it, bypassing the promote function's checks.
     stage.ssm.put_parameter(Name=PARAMETER, Value=ChampionPointer("20261202-000000-0badf00d", key).to_json(),
                             Type="String", Overwrite=True)
-    time.sleep(get_settings().model_max_age_seconds + 0.2)
+    time.sleep(stage.serving().model_max_age_seconds + 0.2)
     for _ in range(3):
         classifier = store.get()
         assert classifier.version == champion
@@ -71,7 +70,7 @@ def test_a_corrupted_champion_never_replaces_the_working_model(stage: Stage, cha
 
 
 def test_no_request_fails_while_the_champion_swaps(stage: Stage, champion: str, second_version: str):
-    store = ModelStore(get_settings())
+    store = ModelStore(stage.serving())
     store.get()
     registry = stage.registry()
     stop = threading.Event()
@@ -96,7 +95,7 @@ def test_no_request_fails_while_the_champion_swaps(stage: Stage, champion: str, 
     try:
         for version in (second_version, champion, second_version):
             registry.force_promote(version, actor="test", reason="swap under load")
-            wait_for_version(store, version, timeout=get_settings().model_max_age_seconds + 3)
+            wait_for_version(store, version, timeout=stage.serving().model_max_age_seconds + 3)
     finally:
         stop.set()
         for thread in threads:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from categorizer.adapters.model_registry_bucket import ModelBucket
-from categorizer.registry.local_training import run_training_job
 from categorizer.registry.records import Action
 from categorizer.registry.training_data import upload_training_data
-from tests.conftest import TEST_DATA
+from categorizer_cli.local.sagemaker_job import run_training_job
 from tests.learning.support import BUCKET, SOURCE_URI, Stage, feedback_record, load_event, store_feedback
+from tests.support.paths import TEST_DATA
 
 JOB = "categorizer-dev-20261123-210000"
 

@@ -15,8 +15,6 @@ from categorizer.registry.promotion import EventShapeError, TrainingJobState
 from categorizer.registry.records import Action
 from categorizer.registry.store import registry_cache_dir
 from categorizer.registry.training_data import upload_training_data
-from categorizer.settings import get_settings
-from tests.conftest import TEST_DATA
 from tests.learning.support import (
     BUCKET,
     JOB_PREFIX,
@@ -27,7 +25,8 @@ from tests.learning.support import (
     reversioned,
     store_feedback,
 )
-from tests.learning.test_training_job import emitted_metrics
+from tests.support.observability import emitted_metrics
+from tests.support.paths import TEST_DATA
 
 JOB = "categorizer-dev-20261123-210000"
 OUTPUT_KEY = f"training-jobs/{JOB}/output/model.tar.gz"
@@ -164,7 +163,7 @@ def test_a_corrupted_candidate_is_refused_and_never_registered(stage: Stage, cha
     assert registry.champion_version() == champion
     assert "does not match the manifest" in registry.decisions()[-1].reasons[0]
     assert registry.get("20261123-212600-c0ffee00") is None
-    incoming = registry_cache_dir(get_settings()) / "incoming"
+    incoming = registry_cache_dir(stage.settings.model_cache_dir) / "incoming"
     assert incoming.is_dir() and not any(incoming.iterdir())  # the refused download is not left in /tmp
 
 
@@ -184,16 +183,14 @@ def test_jobs_of_other_stages_and_unfinished_jobs_are_ignored(stage: Stage, cham
     assert [d.action for d in stage.registry().decisions()] == [Action.PUBLISHED]
 
 
-def test_metric_names_are_the_ones_the_alarms_watch():
+def test_every_outcome_has_one_entry_in_its_handlers_metric_table():
     from categorizer.handlers import promote as promote_handler
     from categorizer.handlers import start_training
-    from infra.config import MetricName
+    from categorizer.registry.promotion import PromotionStatus
+    from categorizer.registry.training_job import RetrainStatus
 
-    assert start_training.TRAINING_JOBS_STARTED == MetricName.TRAINING_JOBS_STARTED
-    assert promote_handler.TRAINING_JOBS_FAILED == MetricName.TRAINING_JOBS_FAILED
-    assert promote_handler.MODELS_PROMOTED == MetricName.PROMOTIONS
-    assert promote_handler.PROMOTIONS_REJECTED == MetricName.PROMOTIONS_REJECTED
-    assert promote_handler.CONSECUTIVE_REJECTIONS == MetricName.CONSECUTIVE_REJECTIONS
+    assert set(promote_handler.METRIC_BY_STATUS) == set(PromotionStatus)
+    assert set(start_training.METRIC_BY_STATUS) == set(RetrainStatus)
 
 
 def test_the_hold_out_is_uploaded_once(stage: Stage, tmp_path: Path):

@@ -19,10 +19,10 @@ Slow (two trainings on 10k texts, about five minutes on two shared cores); part 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import random
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,19 +35,19 @@ import pytest
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
-from categorizer import model_store
-from categorizer.adapters.feedback_table import TABLE_SCHEMA
-from categorizer.api import auth, deps
+from categorizer.api import create_app
+from categorizer.contract import ApiSettings, Identity, ModelSource
+from categorizer.contract.names import FEEDBACK_TABLE
 from categorizer.engine import Classifier
 from categorizer.observability import metrics
 from categorizer.registry.evaluation import LabelledTexts, evaluate
-from categorizer.registry.local_training import run_training_job
 from categorizer.registry.records import Action
 from categorizer.registry.store import ModelRegistry
 from categorizer.registry.training_data import upload_training_data
-from categorizer.settings import get_settings
-from tests.conftest import BANKING77
-from tests.learning.support import BUCKET, PARAMETER, REGION, TABLE, clear_caches, function_environment
+from categorizer_cli.local.sagemaker_job import run_training_job
+from tests.learning.support import BUCKET, PARAMETER, REGION, TABLE, reset_learning_functions, use_learning_functions
+from tests.support.network import free_port
+from tests.support.paths import BANKING77
 
 PAIR = ("declined_transfer", "declined_card_payment")
 NEW_WORD = "zap"
@@ -76,11 +76,6 @@ def recipe_of(bundle_dir: Path) -> str:
     plain_head = not recipe.get("fine_tune_epochs") and not recipe.get("sparse_head_weight")
     return "fast" if plain_head else "full"
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -126,7 +121,7 @@ class Deployment:
 
 @pytest.fixture
 def deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, default_bundle: Path) -> Iterator[Deployment]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._port}"
     suffix = uuid.uuid4().hex[:8]  # moto's state is process-wide: names of our own
@@ -145,31 +140,31 @@ def deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, default_bundle: 
     token = idp.initiate_auth(ClientId=people, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
         "USERNAME": "agent", "PASSWORD": PASSWORD})["AuthenticationResult"]["AccessToken"]
 
-    env = function_environment(
-        tmp_path / "cache", MODEL_BUCKET=names["bucket"], CHAMPION_PARAMETER=names["parameter"],
-        FEEDBACK_TABLE=names["table"], TRAINING_JOB_PREFIX=names["prefix"], MIN_NEW_FEEDBACK="20",
-        MODEL_MAX_AGE_SECONDS=str(MAX_AGE_SECONDS), ONNX_THREADS="2", TRAINING_RECIPE=recipe_of(default_bundle),
-        # Every retrain re-quantizes the head to int8: hold-out predictions of classes the feedback never
-        # touched flip by +-1..3 items of 3,080 (+-0.001 macro-F1). The strict default (0) would reject a
-        # candidate that changed nothing there about half the time; the stages should allow this much too.
-        PROMOTION_MACRO_F1_TOLERANCE=str(MACRO_F1_NOISE),
-        TRAINING_SOURCE_URI=f"s3://{names['bucket']}/training/source/sourcedir.tar.gz",
-        USER_POOL_ID=pool, APP_CLIENT_IDS=people, JWKS_URL=f"{endpoint}/{pool}/.well-known/jwks.json",
-        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    for name, value in env.items():
+    # Only the endpoint and credentials come from the environment (boto3 reads them); the functions get typed
+    # settings, built as infra builds them for the dev stage, with this deployment's own resource names.
+    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("MODEL_DIR", raising=False)
-    monkeypatch.delenv("TOKEN_ISSUER", raising=False)
-    clear_caches()
-    auth.token_verifier_for.cache_clear()
-    deps.feedback_table_for.cache_clear()
+    own = {"model_bucket": names["bucket"], "champion_parameter": names["parameter"], "feedback_table": names["table"],
+           "training_job_prefix": names["prefix"], "onnx_threads": 2}
+    start, decide = use_learning_functions(
+        tmp_path / "cache", min_new_feedback=20, training_recipe=recipe_of(default_bundle),
+        # Every retrain re-quantizes the head to int8: hold-out predictions of classes the feedback never
+        # touched flip by +-1..3 items of 3,080 (+-0.001 macro-F1); the stage default allows this much.
+        promotion_macro_f1_tolerance=MACRO_F1_NOISE)
+    start = dataclasses.replace(start, **own, training_source_uri=f"s3://{names['bucket']}/training/source/sourcedir.tar.gz")
+    decide = dataclasses.replace(decide, **own)
+    from categorizer.handlers import promote, start_training
+
     try:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=names["bucket"])
-        boto3.client("dynamodb", region_name=REGION).create_table(TableName=names["table"], **TABLE_SCHEMA)
+        boto3.client("dynamodb", region_name=REGION).create_table(**FEEDBACK_TABLE.create_table_kwargs(names["table"]))
         boto3.client("ssm", region_name=REGION).put_parameter(Name=names["parameter"], Value="none",
                                                               Type="String")
-        registry = ModelRegistry.from_settings(get_settings())
+        start_training.dependencies.override(start_training.build_dependencies(start))
+        promote.dependencies.override(promote.build_dependencies(decide))
+        registry = ModelRegistry.from_settings(decide)
         # Deploy time: base data + fixed hold-out, the training source archive, the default model as champion.
         upload_training_data(registry.bucket, training_prefix="training/", base_files=[BANKING77 / "train.csv"],
                              holdout_files=[BANKING77 / "test.csv"])
@@ -180,16 +175,17 @@ def deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, default_bundle: 
                                     "training/source/sourcedir.tar.gz")
         bundle_dir = default_bundle.resolve()
         registry.publish(bundle_dir, bundle_dir.with_name(f"{bundle_dir.name}.tar.gz"), actor="deploy")
-        monkeypatch.setattr(model_store, "_store", model_store.ModelStore(get_settings()))
-        from categorizer.api.app import create_app
-
-        with TestClient(create_app()) as api:
+        api_settings = ApiSettings(
+            stage="dev", feedback_table=names["table"], ingest_bucket="unused", results_bucket="unused",
+            model=ModelSource(model_bucket=names["bucket"], champion_parameter=names["parameter"], onnx_threads=2,
+                              model_max_age_seconds=MAX_AGE_SECONDS, model_cache_dir=str(tmp_path / "serving")),
+            identity=Identity(user_pool_id=pool, app_client_ids=(people,),
+                              jwks_url=f"{endpoint}/{pool}/.well-known/jwks.json"))
+        with TestClient(create_app(api_settings)) as api:
             yield Deployment(endpoint=endpoint, api=api, token=token, registry=registry, job_prefix=names["prefix"])
     finally:
         server.stop()
-        clear_caches()
-        auth.token_verifier_for.cache_clear()
-        deps.feedback_table_for.cache_clear()
+        reset_learning_functions()
         metrics.clear_metrics()
 
 

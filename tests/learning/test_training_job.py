@@ -3,6 +3,7 @@ and the skips."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -10,7 +11,6 @@ import pytest
 from botocore.stub import Stubber
 
 from categorizer.adapters.training_jobs import TrainingJobs
-from categorizer.registry.local_training import decode_hyperparameters, user_arguments
 from categorizer.registry.training_job import (
     RetrainDependencies,
     TrainingConfigError,
@@ -19,7 +19,7 @@ from categorizer.registry.training_job import (
     job_name_for,
     start_retraining,
 )
-from categorizer.settings import get_settings
+from categorizer_cli.local.sagemaker_job import decode_hyperparameters, user_arguments
 from model_build.sagemaker_entry import parse_args
 from tests.learning.support import (
     BUCKET,
@@ -31,6 +31,7 @@ from tests.learning.support import (
     load_event,
     store_feedback,
 )
+from tests.support.observability import emitted_metrics
 
 JOB = "categorizer-dev-20261123-210000"  # from events/learning/scheduled_event.json's time
 
@@ -41,20 +42,8 @@ def corrections(n: int, *, day: int = 10, prefix: str = "p") -> list:
                             created_at=f"2026-11-{day:02d}T10:00:{i:02d}.000Z") for i in range(n)]
 
 
-def emitted_metrics(output: str) -> dict[str, float]:
-    """Metric name -> value from the EMF lines Powertools printed."""
-    found = {}
-    for line in output.splitlines():
-        if line.startswith("{") and "_aws" in line:
-            blob = json.loads(line)
-            for directive in blob["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    found[metric["Name"]] = blob[metric["Name"]]
-    return found
-
-
 def test_the_request_names_the_image_role_channels_and_output(stage: Stage):
-    spec = TrainingJobSpec.from_settings(get_settings())
+    spec = TrainingJobSpec.from_settings(stage.start_settings)
     request = build_request(spec, JOB, feedback_prefix=f"training/feedback/{JOB}/train/")
     assert request["TrainingJobName"] == JOB
     assert request["AlgorithmSpecification"] == {"TrainingImage": IMAGE_URI, "TrainingInputMode": "File"}
@@ -77,10 +66,10 @@ def test_the_request_names_the_image_role_channels_and_output(stage: Stage):
     assert args.recipe == "fast"
 
 
-def test_on_demand_capacity_has_no_max_wait(stage: Stage, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("TRAINING_USE_SPOT", "false")
-    get_settings.cache_clear()
-    request = build_request(TrainingJobSpec.from_settings(get_settings()), JOB, feedback_prefix="x/")
+def test_on_demand_capacity_has_no_max_wait(stage: Stage):
+    loop = dataclasses.replace(stage.start_settings.learning, training_use_spot=False)
+    on_demand = dataclasses.replace(stage.start_settings, learning=loop)
+    request = build_request(TrainingJobSpec.from_settings(on_demand), JOB, feedback_prefix="x/")
     assert request["EnableManagedSpotTraining"] is False
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
 
@@ -138,7 +127,7 @@ def test_a_job_started_by_a_concurrent_attempt_counts_as_started(stage: Stage, c
                               service_message="Requested resource not found.")
         stub.add_client_error("create_training_job", service_error_code="ResourceInUse",
                               service_message=f"Training job names must be unique: {JOB}")
-        deps = RetrainDependencies(settings=get_settings(), registry=stage.registry(), jobs=TrainingJobs(client),
+        deps = RetrainDependencies(settings=stage.start_settings, registry=stage.registry(), jobs=TrainingJobs(client),
                                    read_feedback=lambda: corrections(8), cache_dir=tmp_path)
         result = start_retraining(datetime(2026, 11, 23, 21, 0, tzinfo=UTC), deps)
         stub.assert_no_pending_responses()
@@ -182,13 +171,12 @@ def test_no_champion_means_nothing_to_retrain_against(stage: Stage, lambda_conte
     assert result["status"] == "skipped" and "no champion" in result["reason"]
 
 
-def test_missing_training_settings_fail_loudly(stage: Stage, champion: str, lambda_context,
-                                               monkeypatch: pytest.MonkeyPatch):
-    from tests.learning.support import clear_caches
+def test_missing_training_settings_fail_at_cold_start_naming_the_variable():
+    """The handler module reads its settings at import: a missing variable stops the function there."""
+    from categorizer.contract import SettingsError, StartTrainingSettings
+    from tests.support.settings import function_environment_for_tests
 
-    monkeypatch.delenv("TRAINING_ROLE_ARN")
-    clear_caches()
-    from categorizer.handlers.start_training import handler
-
-    with pytest.raises(TrainingConfigError, match="TRAINING_ROLE_ARN"):
-        handler(load_event("scheduled_event.json"), lambda_context)
+    env = function_environment_for_tests()
+    del env["TRAINING_ROLE_ARN"]
+    with pytest.raises(SettingsError, match="the start-training function cannot start: TRAINING_ROLE_ARN is not set"):
+        StartTrainingSettings.from_env(env)

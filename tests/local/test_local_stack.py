@@ -16,16 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.network import free_port
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "categorizer_cli.main"]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _port_open(port: int) -> bool:
@@ -37,8 +33,8 @@ def _port_open(port: int) -> bool:
 class LocalStack:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.ports = {"CATEGORIZER_MOTO_PORT": _free_port(), "CATEGORIZER_API_PORT": _free_port(),
-                      "CATEGORIZER_TOKEN_PORT": _free_port()}
+        self.ports = {"CATEGORIZER_MOTO_PORT": free_port(), "CATEGORIZER_API_PORT": free_port(),
+                      "CATEGORIZER_TOKEN_PORT": free_port()}
         self.env = {**os.environ, "CATEGORIZER_LOCAL_DIR": str(directory),
                     **{k: str(v) for k, v in self.ports.items()}}
 

@@ -14,7 +14,7 @@ import pytest
 from categorizer.engine import Classifier, load_bundle
 from model_build.data import DataError, read_labelled, stratified_split
 from model_build.recipe import FAST
-from tests.conftest import BANKING77, ROOT, TEST_DATA
+from tests.support.paths import BANKING77, ROOT, TEST_DATA
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "categorizer_cli.main"]

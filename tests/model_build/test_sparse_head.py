@@ -15,7 +15,7 @@ from model_build.data import read_labelled
 from model_build.recipe import FAST, FULL
 from model_build.sparse_head import add_to_graph, build_vocabulary, sparse_logits, tfidf_matrix, train_sparse_head
 from model_build.train import tokenize
-from tests.conftest import TEST_DATA
+from tests.support.paths import TEST_DATA
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

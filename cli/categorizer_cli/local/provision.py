@@ -37,21 +37,8 @@ def provision(endpoint: str, stage: infra.StageConfig, names: infra.ResourceName
                 raise
     s3.put_bucket_versioning(Bucket=names.ingest_bucket, VersioningConfiguration={"Status": "Enabled"})
 
-    queue = infra.queue_spec(stage, names)
-    dlq_url = sqs.create_queue(QueueName=queue.dlq_name, Attributes={
-        "MessageRetentionPeriod": str(queue.dlq_retention_seconds)})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(QueueName=queue.name, Attributes={
-        "VisibilityTimeout": str(queue.visibility_timeout_seconds),
-        "MessageRetentionPeriod": str(queue.retention_seconds),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}),
-    })["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=names.ingest_bucket, NotificationConfiguration={
-        "QueueConfigurations": [{
-            "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": infra.INGEST_PREFIX}]}},
-        }]})
+    _, queue_arn, _ = create_ingest_queue(sqs, infra.queue_spec(stage, names))
+    notify_queue(s3, bucket=names.ingest_bucket, queue_arn=queue_arn)
 
     existing = set(dynamodb.list_tables()["TableNames"])
     for table in infra.table_specs(names):
@@ -60,31 +47,64 @@ def provision(endpoint: str, stage: infra.StageConfig, names: infra.ResourceName
     return _identity(endpoint, names)
 
 
+def create_user_pool(idp, *, pool_name: str, machine_client: str, user_client: str) -> tuple[str, str, str]:
+    """The stage's pool from infra's one shape (infra.config.USER_POOL): (pool id, machine id, people id).
+
+    The API tests create their pool with this function too, so every pool has the deployed stack's policy."""
+    shape = infra.USER_POOL
+    pool_id = idp.create_user_pool(PoolName=pool_name, Policies={"PasswordPolicy": shape.password_policy()},
+                                   AdminCreateUserConfig={"AllowAdminCreateUserOnly": True})["UserPool"]["Id"]
+    idp.create_resource_server(UserPoolId=pool_id, Identifier=infra.RESOURCE_SERVER_ID, Name="Categorizer API",
+                               Scopes=[{"ScopeName": name, "ScopeDescription": description}
+                                       for name, description in shape.scopes])
+    machine = idp.create_user_pool_client(
+        UserPoolId=pool_id, ClientName=machine_client, GenerateSecret=True,
+        AllowedOAuthFlows=["client_credentials"], AllowedOAuthFlowsUserPoolClient=True,
+        AllowedOAuthScopes=list(shape.machine_oauth_scopes))["UserPoolClient"]["ClientId"]
+    people = idp.create_user_pool_client(UserPoolId=pool_id, ClientName=user_client, GenerateSecret=False,
+                                         ExplicitAuthFlows=list(shape.people_auth_flows))["UserPoolClient"]["ClientId"]
+    for group, description in shape.groups:
+        idp.create_group(UserPoolId=pool_id, GroupName=group, Description=description)
+    return pool_id, machine, people
+
+
+def create_ingest_queue(sqs, spec: infra.QueueSpec) -> tuple[str, str, str]:
+    """The ingest queue and its DLQ from infra's QueueSpec (what the CDK construct builds): (url, arn, dlq url)."""
+    dlq_url = sqs.create_queue(QueueName=spec.dlq_name, Attributes={
+        "MessageRetentionPeriod": str(spec.dlq_retention_seconds)})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(QueueName=spec.name, Attributes={
+        "VisibilityTimeout": str(spec.visibility_timeout_seconds),
+        "MessageRetentionPeriod": str(spec.retention_seconds),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}),
+    })["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return queue_url, queue_arn, dlq_url
+
+
+def notify_queue(s3, *, bucket: str, queue_arn: str) -> None:
+    """The ingest bucket's notification (what the IngestNotification construct sets): created objects under the
+    ingest prefix go to the queue."""
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{
+            "Id": "categorizer-ingest", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": infra.INGEST_PREFIX}]}},
+        }]})
+
+
 def _identity(endpoint: str, names: infra.ResourceNames) -> Identity:
     idp = client("cognito-idp", endpoint)
     pools = [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == names.user_pool]
     if pools:
         pool_id = pools[0]["Id"]
     else:
-        policy = {"MinimumLength": infra.PASSWORD_MIN_LENGTH, "RequireUppercase": True, "RequireLowercase": True,
-                  "RequireNumbers": True, "RequireSymbols": True}
-        pool_id = idp.create_user_pool(PoolName=names.user_pool, Policies={"PasswordPolicy": policy})["UserPool"]["Id"]
-        idp.create_resource_server(UserPoolId=pool_id, Identifier=infra.RESOURCE_SERVER_ID, Name="Categorizer API",
-                                   Scopes=[{"ScopeName": infra.CLASSIFY_SCOPE_NAME, "ScopeDescription": "classify"},
-                                           {"ScopeName": infra.FEEDBACK_SCOPE_NAME, "ScopeDescription": "feedback"}])
-        idp.create_user_pool_client(
-            UserPoolId=pool_id, ClientName=names.machine_client, GenerateSecret=True,
-            AllowedOAuthFlows=["client_credentials"], AllowedOAuthFlowsUserPoolClient=True,
-            AllowedOAuthScopes=[infra.CLASSIFY_SCOPE, infra.FEEDBACK_SCOPE])
-        idp.create_user_pool_client(UserPoolId=pool_id, ClientName=names.user_client, GenerateSecret=False,
-                                    ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
-        for group in (infra.CLASSIFY_GROUP, infra.FEEDBACK_GROUP):
-            idp.create_group(UserPoolId=pool_id, GroupName=group)
+        pool_id, _, _ = create_user_pool(idp, pool_name=names.user_pool, machine_client=names.machine_client,
+                                         user_client=names.user_client)
         idp.admin_create_user(UserPoolId=pool_id, Username=DEMO_USERNAME, MessageAction="SUPPRESS",
                               TemporaryPassword=DEMO_PASSWORD)
         idp.admin_set_user_password(UserPoolId=pool_id, Username=DEMO_USERNAME, Password=DEMO_PASSWORD,
                                     Permanent=True)
-        for group in (infra.CLASSIFY_GROUP, infra.FEEDBACK_GROUP):
+        for group, _ in infra.USER_POOL.groups:  # the demo user may do everything
             idp.admin_add_user_to_group(UserPoolId=pool_id, Username=DEMO_USERNAME, GroupName=group)
     clients = {c["ClientName"]: c["ClientId"]
                for c in idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]}

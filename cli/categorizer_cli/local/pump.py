@@ -18,35 +18,16 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from categorizer_cli.local.config import ACCOUNT, REGION
+from categorizer_cli.local.lambda_context import LocalLambdaContext
 from categorizer_cli.local.provision import client
 from infra import config as infra
 
 
-@dataclass
-class LocalLambdaContext:
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_seconds: int
-    aws_request_id: str = ""
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def context_for(function: infra.FunctionName, stage: infra.StageConfig, names: infra.ResourceNames):
-    sizing = infra.function_settings(stage, function)
+    sizing = infra.function_sizing(stage, function)
     return LocalLambdaContext(function_name=names.function(function), memory_limit_in_mb=sizing.memory_mb,
                               timeout_seconds=sizing.timeout_seconds)
 
@@ -161,7 +142,7 @@ class EventPump(threading.Thread):
 
     def run_new_training_jobs(self) -> list[dict]:
         """Jobs the emulator accepted but cannot run: train them here, then tell the promote handler."""
-        from categorizer.registry.local_training import run_training_job
+        from categorizer_cli.local.sagemaker_job import run_training_job
 
         sagemaker = client("sagemaker", self.endpoint)
         done = set(self.state.get("jobs_run", []))

@@ -48,7 +48,7 @@ def function_environment(config: LocalConfig, stage, names, identity) -> dict[st
     env: dict[str, str] = {}
     for function in infra.FunctionName:
         env |= infra.function_environment(function, stage=stage, names=names, inputs=inputs)
-    env |= {
+    env |= {  # what the local stack changes for every function (one process runs them all)
         "AWS_ENDPOINT_URL": config.aws_endpoint,
         "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
@@ -111,18 +111,20 @@ def main() -> int:
     champion = publish_default_model(config.aws_endpoint, names, bundle, tarball=tarball, data_dir=DATA_DIR)
     log(f"provisioned {names.stack}; champion {champion}")
 
-    # Settings are read once per process: the environment must be complete before any function code runs.
+    # Settings are read once per process, at import: the environment must be complete before any function code runs.
     os.environ.update(function_environment(config, stage, names, identity))
 
     import uvicorn
 
     from categorizer.api.app import create_app
+    from categorizer.contract import ApiSettings
     from categorizer_cli.local.pump import EventPump
     from categorizer_cli.local.token_endpoint import TokenIssuer, serve_tokens
 
     token_server = serve_tokens(TokenIssuer(endpoint=config.aws_endpoint, region=REGION,
                                             user_pool_id=identity.user_pool_id), config.host, config.token_port)
-    api = uvicorn.Server(uvicorn.Config(create_app(), host=config.host, port=config.api_port, log_level="warning",
+    app = create_app(ApiSettings.from_env())
+    api = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.api_port, log_level="warning",
                                         access_log=False))
     api_thread = threading.Thread(target=api.run, name="api", daemon=True)
     api_thread.start()

@@ -4,8 +4,8 @@ Key design (also in docs/api.md):
 - Partition key `pk` = "FEEDBACK#<feedback_id>", no sort key. The feedback id is derived from who sent it and
   what makes a retry a retry (the user's `Idempotency-Key`, else the prediction id), so a retried request
   lands on the same key and the conditional put (`attribute_not_exists(pk)`) stores it once.
-- GSI `by_prediction`: partition `prediction_id`, sort `created_at` (ISO-8601 UTC, sorts by time): the latest
-  correction of a prediction is one Query (newest first, Limit 1); the feedback export reads the same items.
+- No index: the training export scans the table and keeps the latest correction of each prediction
+  (registry/feedback_export.py); nothing reads by prediction at request time.
 """
 
 from __future__ import annotations
@@ -17,34 +17,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from categorizer.contract.names import FEEDBACK_ITEM_PREFIX, FEEDBACK_TABLE
 from categorizer.observability import logger, tracer
 
-PARTITION_KEY = "pk"
-ITEM_PREFIX = "FEEDBACK#"
-BY_PREDICTION_INDEX = "by_prediction"
+PARTITION_KEY = FEEDBACK_TABLE.partition_key.name
+ITEM_PREFIX = FEEDBACK_ITEM_PREFIX
 # Standard mode retries throttling and 5xx with jittered backoff (throttling: up to 1, 2, 4 s); four attempts
 # stay well inside API Gateway's 29 s. The conditional put makes every retry safe.
 MAX_ATTEMPTS = 4
 RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=2,
                       read_timeout=5)
-
-# The table shape this adapter expects: for tests and for the infrastructure code that creates the table.
-TABLE_SCHEMA: dict[str, Any] = {
-    "AttributeDefinitions": [
-        {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-        {"AttributeName": "prediction_id", "AttributeType": "S"},
-        {"AttributeName": "created_at", "AttributeType": "S"},
-    ],
-    "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
-    "GlobalSecondaryIndexes": [{
-        "IndexName": BY_PREDICTION_INDEX,
-        "KeySchema": [{"AttributeName": "prediction_id", "KeyType": "HASH"},
-                      {"AttributeName": "created_at", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "ALL"},
-    }],
-    "BillingMode": "PAY_PER_REQUEST",
-}
-
 
 class FeedbackStoreError(Exception):
     """The feedback table cannot be reached or refused the write (after retries)."""
@@ -144,21 +126,6 @@ class FeedbackTable:
         except (ClientError, BotoCoreError) as exc:
             raise self._store_error("read", exc) from exc
         return FeedbackRecord.from_item(item) if item else None
-
-    def latest_for_prediction(self, prediction_id: str) -> FeedbackRecord | None:
-        try:
-            response = self.client.query(
-                TableName=self.table_name,
-                IndexName=BY_PREDICTION_INDEX,
-                KeyConditionExpression="prediction_id = :p",
-                ExpressionAttributeValues={":p": {"S": prediction_id}},
-                ScanIndexForward=False,
-                Limit=1,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._store_error("query", exc) from exc
-        items = response.get("Items", [])
-        return FeedbackRecord.from_item(items[0]) if items else None
 
     def _get_item(self, feedback_id: str) -> dict[str, Any] | None:
         response = self.client.get_item(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, BinaryIO
 
 import boto3
@@ -191,8 +190,3 @@ class S3Objects:
     def writer(self, bucket: str, key: str, *, content_type: str, part_bytes: int = PART_BYTES) -> MultipartWriter:
         return MultipartWriter(self.client, bucket, key, content_type=content_type, part_bytes=part_bytes)
 
-
-@lru_cache(maxsize=1)
-def get_s3_objects() -> S3Objects:
-    """One client per container (created on first use, so tests can start moto first)."""
-    return S3Objects()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -24,7 +23,3 @@ class TaskQueue:
             if response.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(response['Failed'])} task(s): {response['Failed'][0]}")
 
-
-@lru_cache(maxsize=4)
-def get_task_queue(queue_url: str) -> TaskQueue:
-    return TaskQueue(queue_url)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from categorizer.api.deps import ApiServices, build_services
 from categorizer.api.errors import install_error_handlers
 from categorizer.api.middleware import ApiGatewayStagePrefix, BodySizeLimit
 from categorizer.api.routers import classify, console, feedback, files, health, model
-from categorizer.settings import Settings, get_settings
+from categorizer.contract import ApiSettings
 
 DESCRIPTION = """
 Classify short texts into categories and send corrections.
@@ -31,8 +32,8 @@ without the header, the same prediction from the same user. A replay answers 201
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: ApiSettings, *, services: ApiServices | None = None) -> FastAPI:
+    """The app for these settings; `services` replaces what `build_services` would make (tests)."""
     app = FastAPI(
         title="Categorizer API",
         version="1",
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router, prefix="/v1")  # web console: uploads, recent files, links
     app.include_router(console.api_router, prefix="/v1")  # web console: model report, history, ops
     app.include_router(console.router)  # web console: the page at /console/
+    app.state.services = services or build_services(settings)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiGatewayStagePrefix)  # added last = outermost

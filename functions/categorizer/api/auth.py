@@ -14,14 +14,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
 import jwt
 
+from categorizer.contract import Identity
 from categorizer.observability import logger
-from categorizer.settings import Settings
 
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 10
@@ -216,13 +215,7 @@ def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@lru_cache(maxsize=4)
-def token_verifier_for(settings: Settings) -> TokenVerifier:
-    """One verifier (and JWKS cache) per process."""
-    issuer, jwks_url = settings.token_issuer, settings.token_jwks_url
-    if not (issuer and jwks_url and settings.app_client_ids):
-        raise AuthUnavailableError(
-            "token verification is not configured: set USER_POOL_ID (or TOKEN_ISSUER and JWKS_URL) "
-            "and APP_CLIENT_IDS"
-        )
-    return TokenVerifier(issuer=issuer, client_ids=settings.app_client_ids, jwks=JwksCache(jwks_url))
+def build_token_verifier(identity: Identity) -> TokenVerifier:
+    """One verifier (and JWKS cache) per container; the contract checked the values at cold start."""
+    return TokenVerifier(issuer=identity.token_issuer, client_ids=identity.app_client_ids,
+                         jwks=JwksCache(identity.token_jwks_url))

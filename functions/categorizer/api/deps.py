@@ -1,34 +1,67 @@
-"""FastAPI dependencies, as `Annotated` aliases the routes use.
+"""What the API builds once per container (`ApiServices`) and the FastAPI dependencies that hand it out.
 
-They are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool, which costs more
-than the work they do (a cached lookup); in Lambda one request runs at a time anyway.
+`create_app(settings)` builds the services and keeps them on `app.state`; routes reach them only through the
+`Annotated` aliases below, so a test replaces any of them with `app.dependency_overrides` or by passing its
+own `ApiServices`. Clients are built on first use (a cold start pays only for what its first request needs).
+
+The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool, which
+costs more than the work they do; in Lambda one request runs at a time anyway.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from categorizer.adapters.feedback_table import FeedbackStoreError, FeedbackTable
-from categorizer.api.auth import AuthenticationError, Principal, require_permission, token_verifier_for
+from categorizer.adapters.feedback_table import FeedbackTable
+from categorizer.adapters.user_files import UserFiles
+from categorizer.api.auth import AuthenticationError, Principal, TokenVerifier, build_token_verifier, require_permission
+from categorizer.contract import ApiSettings
 from categorizer.engine import Classifier
-from categorizer.model_store import get_classifier
-from categorizer.settings import Settings, get_settings
+from categorizer.model_store import ModelStore
+from categorizer.wiring import Lazy
 
 
-async def app_settings() -> Settings:
-    return get_settings()
+@dataclass(frozen=True)
+class ApiServices:
+    settings: ApiSettings
+    models: ModelStore
+    verifier: Lazy[TokenVerifier]
+    feedback: Lazy[FeedbackTable]
+    user_files: Lazy[UserFiles]
 
 
-SettingsDep = Annotated[Settings, Depends(app_settings)]
+def build_services(settings: ApiSettings) -> ApiServices:
+    """The one place the API function's clients are made."""
+    return ApiServices(
+        settings=settings,
+        models=ModelStore(settings.model),
+        verifier=Lazy(lambda: build_token_verifier(settings.identity)),
+        feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region)),
+        user_files=Lazy(UserFiles),
+    )
 
 
-async def serving_classifier() -> Classifier:
+async def api_services(request: Request) -> ApiServices:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[ApiServices, Depends(api_services)]
+
+
+async def app_settings(services: ServicesDep) -> ApiSettings:
+    return services.settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(app_settings)]
+
+
+async def serving_classifier(services: ServicesDep) -> Classifier:
     """The model serving now (loaded once per container; the model store swaps in a new champion)."""
-    return get_classifier()
+    return services.models.get()
 
 
 ClassifierDep = Annotated[Classifier, Depends(serving_classifier)]
@@ -41,37 +74,39 @@ bearer_scheme = HTTPBearer(
 
 async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("missing bearer token (Authorization: Bearer <token>)", token_present=False)
-    return token_verifier_for(settings).verify(credentials.credentials)
+    return services.verifier.get().verify(credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def classify_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
-    return require_permission(principal, scope=settings.classify_scope, group=settings.classify_group)
+    identity = settings.identity
+    return require_permission(principal, scope=identity.classify_scope, group=identity.classify_group)
 
 
 async def feedback_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
-    return require_permission(principal, scope=settings.feedback_scope, group=settings.feedback_group)
+    identity = settings.identity
+    return require_permission(principal, scope=identity.feedback_scope, group=identity.feedback_group)
 
 
 ClassifyCaller = Annotated[Principal, Depends(classify_caller)]
 FeedbackCaller = Annotated[Principal, Depends(feedback_caller)]
 
 
-@lru_cache(maxsize=2)
-def feedback_table_for(table_name: str, region: str) -> FeedbackTable:
-    return FeedbackTable.create(table_name, region=region)
-
-
-async def feedback_repository(settings: SettingsDep) -> FeedbackTable:
-    if not settings.feedback_table:
-        raise FeedbackStoreError("feedback is not configured on this deployment (FEEDBACK_TABLE)")
-    return feedback_table_for(settings.feedback_table, settings.region)
+async def feedback_repository(services: ServicesDep) -> FeedbackTable:
+    return services.feedback.get()
 
 
 FeedbackRepository = Annotated[FeedbackTable, Depends(feedback_repository)]
+
+
+async def user_files(services: ServicesDep) -> UserFiles:
+    return services.user_files.get()
+
+
+UserFilesDep = Annotated[UserFiles, Depends(user_files)]

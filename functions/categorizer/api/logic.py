@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from categorizer.adapters.feedback_table import FeedbackRecord, FeedbackTable
 from categorizer.api.auth import Principal
+from categorizer.contract import MetricName
 from categorizer.engine import Classifier, Prediction, TextError
 from categorizer.observability import logger, metrics
 
@@ -79,8 +80,8 @@ def classify_texts(classifier: Classifier, texts: Sequence[str], *, top_k: int) 
     if errors:
         raise InvalidTextsError(errors)
     predictions: list[Prediction] = results  # type: ignore[assignment] - no TextError left
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(predictions))
-    metrics.add_metric(name="LowConfidencePredictions", unit=MetricUnit.Count,
+    metrics.add_metric(name=MetricName.PREDICTIONS, unit=MetricUnit.Count, value=len(predictions))
+    metrics.add_metric(name=MetricName.LOW_CONFIDENCE_PREDICTIONS, unit=MetricUnit.Count,
                        value=sum(p.needs_review for p in predictions))
     return [IdentifiedPrediction(new_prediction_id(), p) for p in predictions]
 
@@ -126,9 +127,9 @@ def record_feedback(correction: Correction, *, caller: Principal, labels: Sequen
             raise FeedbackConflictError(feedback_id)
         logger.info("feedback replayed", extra={"feedback_id": feedback_id})
         return FeedbackReceipt(feedback_id, replayed=True)
-    metrics.add_metric(name="Feedback", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=MetricName.FEEDBACK, unit=MetricUnit.Count, value=1)
     # 0 or 1 on every stored feedback, so its average is the disagreement rate.
-    metrics.add_metric(name="FeedbackDisagreement", unit=MetricUnit.Count,
+    metrics.add_metric(name=MetricName.FEEDBACK_DISAGREEMENT, unit=MetricUnit.Count,
                        value=int(correction.correct_label != correction.predicted_label))
     logger.info("feedback stored", extra={"feedback_id": feedback_id, "prediction_id": correction.prediction_id,
                                           "model_version": model_version})

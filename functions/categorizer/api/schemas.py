@@ -1,6 +1,7 @@
 """Request and response bodies of the public API (pydantic, strict, extra fields refused).
 
-Limits come from the settings object (read once per process) so the OpenAPI document shows them.
+The limits are part of the API's contract (the OpenAPI document states them), so they are constants here,
+not deployment settings.
 """
 
 from __future__ import annotations
@@ -9,11 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from categorizer.settings import get_settings
-
-_settings = get_settings()
-MAX_TEXTS = _settings.max_texts_per_request
-MAX_TEXT_CHARS = _settings.max_text_chars
+MAX_TEXTS = 256
+MAX_TEXT_CHARS = 10_000
 MAX_TOP_K = 20  # a model with fewer labels returns all of its labels
 MAX_LABEL_CHARS = 200
 MAX_COMMENT_CHARS = 2_000

@@ -24,16 +24,17 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 from categorizer.adapters.s3_objects import ObjectChangedError, S3Objects
-from categorizer.batch.job import (
+from categorizer.batch.keys import WORK_FOLDER, OutputKeys, file_spec_or_failure
+from categorizer.batch.notifications import ObjectCreated
+from categorizer.batch.report import (
     JobDependencies,
     JobOutcome,
+    JobStatus,
     Report,
     event_to_dict,
     is_current,
     is_duplicate,
 )
-from categorizer.batch.keys import WORK_FOLDER, OutputKeys, file_spec_or_failure
-from categorizer.batch.notifications import ObjectCreated
 from categorizer.files.errors import FileFailure, RowError, excerpt
 from categorizer.files.formats import FileSpec, Limits
 from categorizer.files.json_format import dumps_json
@@ -90,11 +91,11 @@ def split_file(event: ObjectCreated, spec: FileSpec, outputs: OutputKeys, text_c
     settings, objects = deps.settings, deps.objects
     assert deps.tasks is not None
     prefix = f"{settings.results_prefix}{WORK_FOLDER}{job_id(event)}/"
-    rows_per_chunk = -(-max(settings.chunk_rows, 1) // deps.batch_rows) * deps.batch_rows  # whole batches
+    rows_per_chunk = -(-max(settings.fanout.chunk_rows, 1) // deps.batch_rows) * deps.batch_rows  # whole batches
     try:
         source = objects.open_read(event.bucket, event.key, etag=event.etag or None, version_id=event.version_id)
     except ObjectChangedError:
-        return JobOutcome("superseded", event.bucket, event.key, outputs=outputs)
+        return JobOutcome(JobStatus.SUPERSEDED, event.bucket, event.key, outputs=outputs)
     progress = JobSummary(format=spec.format.value, gzip=spec.gzip, text_columns=list(text_columns),
                           model_version=None)
     chunks, writer = 0, None
@@ -134,7 +135,7 @@ def split_file(event: ObjectCreated, spec: FileSpec, outputs: OutputKeys, text_c
     task = {TASK_FIELD: CHUNK_TASK, "bucket": outputs.bucket, "prefix": prefix}
     deps.tasks.send([{**task, "chunk": index} for index in range(1, chunks + 1)] if chunks
                     else [{**task, TASK_FIELD: JOIN_TASK}])
-    return JobOutcome("split", event.bucket, event.key, outputs=outputs, chunks=chunks)
+    return JobOutcome(JobStatus.SPLIT, event.bucket, event.key, outputs=outputs, chunks=chunks)
 
 
 class _Job:
@@ -165,10 +166,10 @@ def run_task(task: dict[str, Any], deps: JobDependencies) -> JobOutcome:
     """A chunk or join task from the queue."""
     job = _load_job(deps.objects, task)
     if job is None:  # joined and cleaned up already (this is a late duplicate)
-        return JobOutcome("stale", str(task.get("bucket")), str(task.get("prefix")), reason="no plan")
+        return JobOutcome(JobStatus.STALE, str(task.get("bucket")), str(task.get("prefix")), reason="no plan")
     if is_duplicate(deps.objects, job.outputs, job.event):
         deps.objects.delete_prefix(job.bucket, job.prefix)
-        return JobOutcome("duplicate", job.event.bucket, job.event.key, outputs=job.outputs)
+        return JobOutcome(JobStatus.DUPLICATE, job.event.bucket, job.event.key, outputs=job.outputs)
     if task[TASK_FIELD] == CHUNK_TASK:
         return _run_chunk(job, int(task["chunk"]), deps)
     return _join(job, deps)
@@ -200,7 +201,7 @@ def _run_chunk(job: _Job, index: int, deps: JobDependencies) -> JobOutcome:
     if job.all_chunks_done() and deps.tasks is not None:
         # Several chunk tasks may see this at once: the join is idempotent, so each may send one.
         deps.tasks.send([{TASK_FIELD: JOIN_TASK, "bucket": job.bucket, "prefix": job.prefix}])
-    return JobOutcome("chunk_done", job.event.bucket, job.event.key, outputs=job.outputs, chunks=index)
+    return JobOutcome(JobStatus.CHUNK_DONE, job.event.bucket, job.event.key, outputs=job.outputs, chunks=index)
 
 
 def _parts(objects: S3Objects, bucket: str, keys: list[str]) -> Iterator[BinaryIO]:
@@ -215,7 +216,7 @@ def _join(job: _Job, deps: JobDependencies) -> JobOutcome:
         raise RuntimeError(f"join of {job.prefix} before all {job.chunks} chunks are done")  # retry later
     if not is_current(event, objects.head(event.bucket, event.key)):
         objects.delete_prefix(job.bucket, job.prefix)
-        return JobOutcome("superseded", event.bucket, event.key, outputs=outputs)
+        return JobOutcome(JobStatus.SUPERSEDED, event.bucket, event.key, outputs=outputs)
     spec, _ = file_spec_or_failure(event.key)
     summaries = [JobSummary.counts_from_dict(json.loads(objects.read_small(job.bucket, key) or b"{}"))
                  for key in job.summary_keys()]
@@ -244,4 +245,4 @@ def _join(job: _Job, deps: JobDependencies) -> JobOutcome:
     report.manifest(summary, job.plan["columns_source"], results_key=outputs.results,
                     extra={"chunks": job.chunks})
     objects.delete_prefix(job.bucket, job.prefix)
-    return JobOutcome("succeeded", event.bucket, event.key, summary=summary, outputs=outputs, chunks=job.chunks)
+    return JobOutcome(JobStatus.SUCCEEDED, event.bucket, event.key, summary=summary, outputs=outputs, chunks=job.chunks)

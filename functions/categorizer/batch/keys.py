@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from categorizer.contract.names import WORK_FOLDER  # <results prefix>_work/: the fan-out's temporaries
 from categorizer.files.errors import FileFailure
 from categorizer.files.formats import FileFormat, FileSpec, detect_format
 
 CONFIG_OBJECT_NAME = "_categorizer.json"
-WORK_FOLDER = "_work/"  # <results prefix>_work/ holds the chunk fan-out's temporary objects
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from categorizer.batch.fanout import TASK_FIELD, run_task
-from categorizer.batch.job import JobDependencies, JobOutcome, process_object
+from categorizer.batch.fanout import TASK_FIELD, run_task, split_file
+from categorizer.batch.job import process_object
 from categorizer.batch.notifications import InvalidNotificationError, parse_notification
+from categorizer.batch.report import JobDependencies, JobOutcome, JobStatus
 from categorizer.observability import logger
 
 
@@ -32,11 +33,12 @@ def handle_message(body: str, deps: JobDependencies) -> list[JobOutcome]:
     except InvalidNotificationError as exc:
         # Retrying cannot fix a message that is not an S3 notification: report it, do not loop.
         logger.error("message is not an S3 notification; dropped", extra={"error": str(exc), "body": body[:500]})
-        return [JobOutcome("invalid", bucket="", key="", reason=str(exc))]
+        return [JobOutcome(JobStatus.INVALID, bucket="", key="", reason=str(exc))]
     outcomes = []
     for event in events:
-        outcome = process_object(event, deps)
-        log = logger.error if outcome.status in ("failed", "refused") else logger.info
+        # Fan out only where the function can send itself chunk tasks (the queue URL is set).
+        outcome = process_object(event, deps, split=split_file if deps.tasks is not None else None)
+        log = logger.error if outcome.status in (JobStatus.FAILED, JobStatus.REFUSED) else logger.info
         summary = outcome.summary
         log("file job finished", extra={
             "status": outcome.status, "bucket": event.bucket, "key": event.key, "etag": event.etag,

@@ -7,6 +7,8 @@ that is bad as a whole is reported (errors file + failed manifest) and its messa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,55 +16,81 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from categorizer import model_store
-from categorizer.adapters.s3_objects import get_s3_objects
-from categorizer.adapters.task_queue import get_task_queue
-from categorizer.batch.job import JobDependencies, JobOutcome
+from categorizer.adapters.s3_objects import S3Objects
+from categorizer.adapters.task_queue import TaskQueue
+from categorizer.batch.report import JobDependencies, JobOutcome, JobStatus
 from categorizer.batch.service import handle_message
+from categorizer.contract import BatchSettings, MetricName
+from categorizer.files.pipeline import TextClassifier
+from categorizer.model_store import ModelStore
 from categorizer.observability import logger, metrics, tracer
-from categorizer.settings import get_settings
+from categorizer.wiring import Lazy
 
 # All-failed batches still answer with batchItemFailures (the event source mapping reports them).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
+# The one table from outcome to metric (None: no file-level metric for that outcome).
+METRIC_BY_STATUS: dict[JobStatus, MetricName | None] = {
+    JobStatus.SUCCEEDED: MetricName.FILES_PROCESSED,
+    JobStatus.FAILED: MetricName.FILES_FAILED,
+    JobStatus.REFUSED: MetricName.FILES_FAILED,
+    JobStatus.DUPLICATE: MetricName.DUPLICATE_DELIVERIES,
+    JobStatus.INVALID: MetricName.INVALID_NOTIFICATIONS,
+    JobStatus.SPLIT: MetricName.FILES_SPLIT,
+    JobStatus.CHUNK_DONE: MetricName.CHUNKS_PROCESSED,
+    JobStatus.SUPERSEDED: None,
+    JobStatus.IGNORED: None,
+    JobStatus.STALE: None,
+}
 
-def _count(name: str, value: int = 1) -> None:
+
+@dataclass(frozen=True)
+class BatchServices:
+    """What the batch function builds once per container."""
+
+    settings: BatchSettings
+    objects: S3Objects
+    get_classifier: Callable[[], TextClassifier]  # the model store's: loads once, hot-swaps the champion
+    tasks: TaskQueue | None  # None: the chunk fan-out is off
+
+
+def build_services(settings: BatchSettings) -> BatchServices:
+    """The one place this function's clients are made."""
+    return BatchServices(settings=settings, objects=S3Objects(), get_classifier=ModelStore(settings.model).get,
+                         tasks=TaskQueue(settings.batch_queue_url) if settings.batch_queue_url else None)
+
+
+def _count(name: MetricName, value: int = 1) -> None:
     if value:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-def _record_metrics(outcome: JobOutcome) -> None:
-    if outcome.status == "succeeded":
-        _count("FilesProcessed")
-    elif outcome.status in ("failed", "refused"):
-        _count("FilesFailed")
-    elif outcome.status == "duplicate":
-        _count("DuplicateDeliveries")
-    elif outcome.status == "invalid":
-        _count("InvalidNotifications")
-    elif outcome.status == "split":
-        _count("FilesSplit")
-    elif outcome.status == "chunk_done":
-        _count("ChunksProcessed")
+def record_metrics(outcome: JobOutcome) -> None:
+    metric = METRIC_BY_STATUS[outcome.status]
+    if metric is not None:
+        _count(metric)
     if outcome.summary:
-        _count("RowsClassified", outcome.summary.rows_classified)
-        _count("RowsRejected", outcome.summary.rows_rejected)
+        _count(MetricName.ROWS_CLASSIFIED, outcome.summary.rows_classified)
+        _count(MetricName.ROWS_REJECTED, outcome.summary.rows_rejected)
+
+
+settings = BatchSettings.from_env()  # cold start: a missing or malformed variable fails here, by name
+services = Lazy(lambda: build_services(settings))
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    settings = get_settings()
-    deps = JobDependencies(settings=settings, objects=get_s3_objects(), get_classifier=model_store.get_classifier,
-                           remaining_ms=lambda_context.get_remaining_time_in_millis,
-                           tasks=get_task_queue(settings.batch_queue_url) if settings.batch_queue_url else None)
+    built = services.get()
+    deps = JobDependencies(settings=built.settings, objects=built.objects, get_classifier=built.get_classifier,
+                           remaining_ms=lambda_context.get_remaining_time_in_millis, tasks=built.tasks)
     try:
         outcomes = handle_message(record.body, deps)
     except Exception:
-        _count("FileTransientFailures")
+        _count(MetricName.FILE_TRANSIENT_FAILURES)
         logger.exception("file job failed; the message goes back to the queue",
                          extra={"message_id": record.message_id})
         raise
     for outcome in outcomes:
-        _record_metrics(outcome)
+        record_metrics(outcome)
 
 
 @logger.inject_lambda_context(clear_state=True)

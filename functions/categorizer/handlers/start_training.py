@@ -9,7 +9,6 @@ then lands in the learning loop's failure queue.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,23 +17,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from categorizer.adapters.feedback_scan import FeedbackScan
 from categorizer.adapters.training_jobs import TrainingJobs
+from categorizer.contract import MetricName, StartTrainingSettings
 from categorizer.observability import logger, metrics, tracer
 from categorizer.registry.store import ModelRegistry, registry_cache_dir
-from categorizer.registry.training_job import RetrainDependencies, TrainingConfigError, start_retraining
-from categorizer.settings import get_settings
+from categorizer.registry.training_job import RetrainDependencies, RetrainStatus, start_retraining
+from categorizer.wiring import Lazy
 
-TRAINING_JOBS_STARTED = "TrainingJobsStarted"
-RETRAINING_SKIPPED = "RetrainingSkipped"  # dashboard only: too little new feedback, no champion
+# The one table from outcome to metric (an outcome with no metric is listed with None on purpose).
+METRIC_BY_STATUS: dict[RetrainStatus, MetricName | None] = {
+    RetrainStatus.STARTED: MetricName.TRAINING_JOBS_STARTED,
+    RetrainStatus.SKIPPED: MetricName.RETRAINING_SKIPPED,
+    RetrainStatus.ALREADY_STARTED: None,
+}
 
 
-@lru_cache(maxsize=1)
-def dependencies() -> RetrainDependencies:
-    settings = get_settings()
-    if not settings.feedback_table:
-        raise TrainingConfigError("the start-training function needs FEEDBACK_TABLE")
+def build_dependencies(settings: StartTrainingSettings) -> RetrainDependencies:
+    """The one place this function's clients are made."""
     return RetrainDependencies(settings=settings, registry=ModelRegistry.from_settings(settings),
                                jobs=TrainingJobs(), read_feedback=FeedbackScan(settings.feedback_table).all_records,
-                               cache_dir=registry_cache_dir(settings))
+                               cache_dir=registry_cache_dir(settings.model_cache_dir))
+
+
+settings = StartTrainingSettings.from_env()  # cold start: a missing or malformed variable fails here, by name
+dependencies = Lazy(lambda: build_dependencies(settings))
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -42,10 +47,8 @@ def dependencies() -> RetrainDependencies:
 @tracer.capture_lambda_handler(capture_response=False)
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    when = datetime.fromisoformat(event.time)
-    outcome = start_retraining(when, dependencies())
-    if outcome["status"] == "started":
-        metrics.add_metric(name=TRAINING_JOBS_STARTED, unit=MetricUnit.Count, value=1)
-    elif outcome["status"] == "skipped":
-        metrics.add_metric(name=RETRAINING_SKIPPED, unit=MetricUnit.Count, value=1)
+    outcome = start_retraining(datetime.fromisoformat(event.time), dependencies.get())
+    metric = METRIC_BY_STATUS[outcome["status"]]
+    if metric is not None:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     return outcome

@@ -3,7 +3,7 @@
 Both models are scored on the same data: the fixed hold-out and the held-out share of recent feedback.
 The candidate passes when
 - it knows the same labels as the champion,
-- its hold-out macro-F1 does not drop (by more than `macro_f1_tolerance`, 0 by default),
+- its hold-out macro-F1 does not drop (by more than `macro_f1_tolerance`, a stage setting),
 - its accuracy on the feedback items is higher (there must be feedback items to compare on),
 - no class's hold-out F1 drops by more than `max_class_f1_drop`.
 """
@@ -29,8 +29,10 @@ class ModelScores:
 
 @dataclass(frozen=True)
 class GatePolicy:
-    max_class_f1_drop: float = 0.05
-    macro_f1_tolerance: float = 0.0
+    """The stage's values (contract.LearningLoop, through promotion.policy_from): no defaults of its own."""
+
+    max_class_f1_drop: float
+    macro_f1_tolerance: float
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from categorizer.adapters.feedback_table import FeedbackRecord
 from categorizer.adapters.model_registry_bucket import split_s3_uri
+from categorizer.contract import LearningLoop, PromoteSettings
 from categorizer.engine import Bundle, BundleError, Classifier, load_bundle
 from categorizer.engine.bundle import extract_bundle
 from categorizer.observability import logger
@@ -28,11 +30,18 @@ from categorizer.registry.gate import GatePolicy, GateResult, ModelScores, decid
 from categorizer.registry.records import Action, Decision
 from categorizer.registry.store import ModelRegistry
 from categorizer.registry.training_job import holdout_prefix, job_output_key
-from categorizer.settings import Settings
 
 DETAIL_TYPE = "SageMaker Training Job State Change"
 TERMINAL_STATES = ("Completed", "Failed", "Stopped")
 PROMOTE_ACTOR = "promote-function"
+
+
+class PromotionStatus(StrEnum):
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    TRAINING_FAILED = "training_failed"  # the job failed or was stopped: recorded, the champion stays
+    ALREADY_DECIDED = "already_decided"  # a redelivered event
+    IGNORED = "ignored"  # another stage's job, or a status that is not final
 
 
 class EventShapeError(ValueError):
@@ -63,7 +72,7 @@ class TrainingJobState:
 
 @dataclass
 class PromotionDependencies:
-    settings: Settings
+    settings: PromoteSettings
     registry: ModelRegistry
     read_feedback: Callable[[], Sequence[FeedbackRecord]]
     cache_dir: Path  # bundles/, holdout/ and incoming candidates; never the serving model store's directory
@@ -81,14 +90,14 @@ class Review:
     gate: GateResult
 
 
-def policy_from(settings: Settings) -> GatePolicy:
-    return GatePolicy(max_class_f1_drop=settings.promotion_max_class_f1_drop,
-                      macro_f1_tolerance=settings.promotion_macro_f1_tolerance)
+def policy_from(learning: LearningLoop) -> GatePolicy:
+    return GatePolicy(max_class_f1_drop=learning.promotion_max_class_f1_drop,
+                      macro_f1_tolerance=learning.promotion_macro_f1_tolerance)
 
 
-def load_holdout(registry: ModelRegistry, settings: Settings, bundle: Bundle, cache_dir: Path) -> LabelledTexts:
+def load_holdout(registry: ModelRegistry, training_prefix: str, bundle: Bundle, cache_dir: Path) -> LabelledTexts:
     """The fixed hold-out channel, read with the columns the model was trained with."""
-    prefix = holdout_prefix(settings.training_prefix)
+    prefix = holdout_prefix(training_prefix)
     keys = [k for k in registry.bucket.list_keys(prefix) if not k.endswith("/")]
     target = cache_dir / "holdout"
     shutil.rmtree(target, ignore_errors=True)
@@ -117,29 +126,30 @@ def review_registered(version: str, deps: PromotionDependencies, *, candidate: B
     candidate = candidate or registry.fetch_bundle(version, deps.bundles_dir)
     champion = registry.fetch_bundle(champion_version, deps.bundles_dir)
     registry.prune_cache(deps.bundles_dir, keep={version, champion_version})
-    holdout = load_holdout(registry, settings, candidate, deps.cache_dir)
+    holdout = load_holdout(registry, settings.training_prefix, candidate, deps.cache_dir)
     feedback = evaluation_set(deps.read_feedback(), labels=champion.labels,
-                              holdout_percent=settings.feedback_holdout_percent)
-    return review_candidate(candidate, champion, holdout=holdout, feedback=feedback, policy=policy_from(settings),
-                            threads=settings.onnx_threads)
+                              holdout_percent=settings.learning.feedback_holdout_percent)
+    return review_candidate(candidate, champion, holdout=holdout, feedback=feedback,
+                            policy=policy_from(settings.learning), threads=settings.onnx_threads)
 
 
 def handle_training_state_change(event: dict[str, Any], deps: PromotionDependencies) -> dict[str, Any]:
     state = TrainingJobState.from_event(event)
     registry, settings = deps.registry, deps.settings
     if not state.job_name.startswith(f"{settings.training_job_prefix}-"):
-        return _outcome("ignored", state, reason=f"not a job of this stage ({settings.training_job_prefix}-*)")
+        return _outcome(PromotionStatus.IGNORED, state,
+                        reason=f"not a job of this stage ({settings.training_job_prefix}-*)")
     if state.status not in TERMINAL_STATES:
-        return _outcome("ignored", state, reason=f"status {state.status} is not final")
+        return _outcome(PromotionStatus.IGNORED, state, reason=f"status {state.status} is not final")
     earlier = registry.decision_for_job(state.job_name)
     if earlier is not None:
-        return _outcome("already_decided", state, earlier)
+        return _outcome(PromotionStatus.ALREADY_DECIDED, state, earlier)
     champion = registry.champion_version()
     if state.status != "Completed":
         reason = f"training job {state.status.lower()}"
         reason += f" ({state.secondary_status})" if state.secondary_status else ""
         reason += f": {state.failure_reason}" if state.failure_reason else ""
-        return _outcome("training_failed", state, registry.record(Decision(
+        return _outcome(PromotionStatus.TRAINING_FAILED, state, registry.record(Decision(
             action=Action.TRAINING_FAILED, version=None, previous_champion=champion, actor=deps.actor,
             reasons=(reason, "the champion keeps serving"), job_name=state.job_name)))
 
@@ -147,7 +157,7 @@ def handle_training_state_change(event: dict[str, Any], deps: PromotionDependenc
         candidate, tarball = _fetch_candidate(state, deps)
     except (BundleError, ClientError, ValueError) as exc:
         logger.error("candidate model refused", extra={"job_name": state.job_name, "error": str(exc)})
-        return _outcome("rejected", state, registry.record(Decision(
+        return _outcome(PromotionStatus.REJECTED, state, registry.record(Decision(
             action=Action.REJECTED, version=None, previous_champion=champion, actor=deps.actor,
             reasons=(f"the candidate bundle cannot be used: {exc}",), job_name=state.job_name)),
             consecutive_rejections=registry.rejections_since_last_change())
@@ -167,11 +177,11 @@ def _decide(state: TrainingJobState, candidate: Bundle, tarball: Path, champion:
 
     details = {"job_name": state.job_name, "candidate_metrics": {"bundle": candidate.metrics}}
     if champion == candidate.version:  # a redelivery after the pointer moved but before the decision was saved
-        return _outcome("promoted", state, registry.promote(
+        return _outcome(PromotionStatus.PROMOTED, state, registry.promote(
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
             reasons=("the candidate is already the champion",), **details))
     if champion is None:
-        return _outcome("promoted", state, registry.promote(
+        return _outcome(PromotionStatus.PROMOTED, state, registry.promote(
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
             reasons=("no champion to compare with: the first model serves",), **details))
 
@@ -182,11 +192,12 @@ def _decide(state: TrainingJobState, candidate: Bundle, tarball: Path, champion:
     if review.gate.accepted:
         decision = registry.promote(candidate.version, action=Action.PROMOTED, actor=deps.actor,
                                     reasons=review.gate.reasons, **details)
-        return _outcome("promoted", state, decision)
+        return _outcome(PromotionStatus.PROMOTED, state, decision)
     decision = registry.record(Decision(action=Action.REJECTED, version=candidate.version,
                                         previous_champion=champion, actor=deps.actor,
                                         reasons=review.gate.reasons, **details))
-    return _outcome("rejected", state, decision, consecutive_rejections=registry.rejections_since_last_change())
+    return _outcome(PromotionStatus.REJECTED, state, decision,
+                    consecutive_rejections=registry.rejections_since_last_change())
 
 
 def _fetch_candidate(state: TrainingJobState, deps: PromotionDependencies) -> tuple[Bundle, Path]:
@@ -210,11 +221,12 @@ def _ensure(path: Path) -> Path:
     return path
 
 
-def _outcome(status: str, state: TrainingJobState, decision: Decision | None = None, **extra: Any) -> dict[str, Any]:
+def _outcome(status: PromotionStatus, state: TrainingJobState, decision: Decision | None = None,
+             **extra: Any) -> dict[str, Any]:
     outcome: dict[str, Any] = {"status": status, "job_name": state.job_name, "job_status": state.status, **extra}
     if decision is not None:
         outcome["decision"] = decision.to_json()
-    if status == "promoted" and decision is not None:
+    if status is PromotionStatus.PROMOTED and decision is not None:
         outcome["consecutive_rejections"] = 0
     logger.info("training job state handled", extra={k: v for k, v in outcome.items() if k != "decision"})
     return outcome

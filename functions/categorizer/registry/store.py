@@ -18,20 +18,21 @@ from typing import Any
 
 from categorizer.adapters.champion_parameter import ChampionParameter
 from categorizer.adapters.model_registry_bucket import ModelBucket
+from categorizer.contract import RegistrySettings
+from categorizer.contract.names import DECISIONS_PREFIX, MODELS_PREFIX
 from categorizer.engine import Bundle, BundleError, load_bundle
 from categorizer.engine.bundle import extract_bundle
 from categorizer.model_store import ChampionPointer
 from categorizer.observability import logger
 from categorizer.registry.records import CHAMPION_CHANGES, Action, Decision, ModelRecord, utc_now
-from categorizer.settings import Settings
 
 MANIFEST_NAME = "manifest.json"
 TARBALL_NAME = "model.tar.gz"
 
 
-def registry_cache_dir(settings: Settings) -> Path:
+def registry_cache_dir(model_cache_dir: str) -> Path:
     """Beside the serving model store's cache, never inside it: the store deletes what it does not serve."""
-    serving = Path(settings.model_cache_dir)
+    serving = Path(model_cache_dir)
     return serving.with_name(f"{serving.name}-registry")
 
 
@@ -40,17 +41,15 @@ class RegistryError(Exception):
 
 
 class ModelRegistry:
-    def __init__(self, bucket: ModelBucket, champion: ChampionParameter, *, models_prefix: str = "models/",
-                 decisions_prefix: str = "decisions/") -> None:
+    def __init__(self, bucket: ModelBucket, champion: ChampionParameter, *, models_prefix: str = MODELS_PREFIX,
+                 decisions_prefix: str = DECISIONS_PREFIX) -> None:
         self.bucket = bucket
         self.champion_parameter = champion
         self.models_prefix = models_prefix
         self.decisions_prefix = decisions_prefix
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ModelRegistry:
-        if not (settings.model_bucket and settings.champion_parameter):
-            raise RegistryError("the registry needs MODEL_BUCKET and CHAMPION_PARAMETER")
+    def from_settings(cls, settings: RegistrySettings) -> ModelRegistry:
         return cls(ModelBucket(settings.model_bucket), ChampionParameter(settings.champion_parameter),
                    decisions_prefix=settings.decisions_prefix)
 

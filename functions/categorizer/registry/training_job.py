@@ -13,20 +13,19 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from categorizer.adapters.feedback_table import FeedbackRecord
 from categorizer.adapters.training_jobs import TrainingJobs
+from categorizer.contract import StartTrainingSettings
 from categorizer.observability import logger
 from categorizer.registry.feedback_export import ExportLocation, plan_export, write_export
 from categorizer.registry.store import ModelRegistry
-from categorizer.settings import Settings
 
 TRAIN_CHANNEL, HOLDOUT_CHANNEL, FEEDBACK_CHANNEL = "train", "test", "feedback"
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
-SDK_HYPERPARAMETERS = ("sagemaker_program", "sagemaker_submit_directory", "sagemaker_region",
-                       "sagemaker_container_log_level", "sagemaker_job_name")
 
 
 class TrainingConfigError(ValueError):
@@ -73,22 +72,15 @@ class TrainingJobSpec:
     volume_gb: int = 30
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TrainingJobSpec:
-        required = {"MODEL_BUCKET": settings.model_bucket, "TRAINING_ROLE_ARN": settings.training_role_arn,
-                    "TRAINING_IMAGE_URI": settings.training_image_uri,
-                    "TRAINING_SOURCE_URI": settings.training_source_uri}
-        missing = [name for name, value in required.items() if not value]
-        if missing:
-            raise TrainingConfigError(f"the training job needs {', '.join(missing)}")
-        if settings.training_use_spot and settings.training_max_wait_seconds < settings.training_max_runtime_seconds:
-            raise TrainingConfigError("TRAINING_MAX_WAIT_SECONDS must be >= TRAINING_MAX_RUNTIME_SECONDS for spot")
-        return cls(bucket=str(settings.model_bucket), role_arn=str(settings.training_role_arn),
-                   image_uri=str(settings.training_image_uri), source_uri=str(settings.training_source_uri),
-                   entry_point=settings.training_entry_point, instance_type=settings.training_instance_type,
-                   use_spot=settings.training_use_spot, max_runtime_seconds=settings.training_max_runtime_seconds,
-                   max_wait_seconds=settings.training_max_wait_seconds, training_prefix=settings.training_prefix,
-                   output_prefix=settings.training_output_prefix, recipe=settings.training_recipe,
-                   region=settings.region, stage=settings.stage, volume_gb=settings.training_volume_gb)
+    def from_settings(cls, settings: StartTrainingSettings) -> TrainingJobSpec:
+        learning = settings.learning  # required values and spot limits are checked at cold start (contract)
+        return cls(bucket=settings.model_bucket, role_arn=settings.training_role_arn,
+                   image_uri=settings.training_image_uri, source_uri=settings.training_source_uri,
+                   entry_point=settings.training_entry_point, instance_type=learning.training_instance_type,
+                   use_spot=learning.training_use_spot, max_runtime_seconds=learning.training_max_runtime_seconds,
+                   max_wait_seconds=learning.training_max_wait_seconds, training_prefix=settings.training_prefix,
+                   output_prefix=settings.training_output_prefix, recipe=learning.training_recipe,
+                   region=settings.region, stage=settings.stage, volume_gb=learning.training_volume_gb)
 
     def s3(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -133,9 +125,15 @@ def build_request(spec: TrainingJobSpec, job_name: str, *, feedback_prefix: str)
     }
 
 
+class RetrainStatus(StrEnum):
+    STARTED = "started"
+    ALREADY_STARTED = "already_started"  # a retried invocation of the same schedule tick
+    SKIPPED = "skipped"  # too little new feedback, or no champion yet
+
+
 @dataclass
 class RetrainDependencies:
-    settings: Settings
+    settings: StartTrainingSettings
     registry: ModelRegistry
     jobs: TrainingJobs
     read_feedback: Callable[[], Sequence[FeedbackRecord]]
@@ -149,13 +147,14 @@ def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any
     job_name = job_name_for(settings.training_job_prefix, when)
     if deps.jobs.exists(job_name):  # a retried invocation: the job is running or ran; never export again
         logger.info("training job already started", extra={"job_name": job_name})
-        return {"status": "already_started", "job_name": job_name}
+        return {"status": RetrainStatus.ALREADY_STARTED, "job_name": job_name}
     champion = deps.registry.champion_pointer()
     if champion is None:
         return _skipped(job_name, "no champion model yet: publish one first (its labels define the label set)")
     labels = deps.registry.labels_of(deps.registry.require(champion.version), deps.cache_dir / "bundles")
     plan = plan_export(deps.read_feedback(), labels=labels, since=deps.registry.last_feedback_cutoff(),
-                       min_new=settings.min_new_feedback, holdout_percent=settings.feedback_holdout_percent)
+                       min_new=settings.learning.min_new_feedback,
+                       holdout_percent=settings.learning.feedback_holdout_percent)
     if plan.skip_reason:
         return _skipped(job_name, plan.skip_reason, plan.summary())
     location = ExportLocation.for_job(settings.training_prefix, job_name)
@@ -165,12 +164,13 @@ def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any
                        extra={"unknown_labels": plan.usable.unknown_labels})
     request = build_request(spec, job_name, feedback_prefix=location.train_prefix)
     started = deps.jobs.create(request)
-    status = "started" if started else "already_started"
-    logger.info("training job " + status.replace("_", " "), extra={"job_name": job_name, "export": export,
+    status = RetrainStatus.STARTED if started else RetrainStatus.ALREADY_STARTED
+    logger.info("training job " + status.value.replace("_", " "), extra={"job_name": job_name, "export": export,
                                                                  "champion": champion.version})
     return {"status": status, "job_name": job_name, "champion": champion.version, "export": export}
 
 
 def _skipped(job_name: str, reason: str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
     logger.info("retraining skipped", extra={"job_name": job_name, "reason": reason, "export": summary})
-    return {"status": "skipped", "job_name": job_name, "reason": reason, **({"export": summary} if summary else {})}
+    return {"status": RetrainStatus.SKIPPED, "job_name": job_name, "reason": reason,
+            **({"export": summary} if summary else {})}

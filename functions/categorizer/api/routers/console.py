@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,11 +18,11 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from categorizer.adapters.feedback_scan import FeedbackScan
-from categorizer.adapters.user_files import get_user_files
-from categorizer.api.deps import ClassifierDep, ClassifyCaller, SettingsDep
+from categorizer.adapters.user_files import UserFiles
+from categorizer.api.deps import ClassifierDep, ClassifyCaller, SettingsDep, UserFilesDep
 from categorizer.api.routers.files import ERRORS, list_files
+from categorizer.contract import ApiSettings
 from categorizer.observability import logger
-from categorizer.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "console"
 # The only files served under /console/: name -> media type. Nothing else is reachable (no path joins).
@@ -39,18 +38,15 @@ def _origin(url: str) -> str | None:
     return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme in {"http", "https"} and parsed.netloc else None
 
 
-@lru_cache(maxsize=4)
-def _upload_origin(bucket: str | None) -> str | None:
+def _upload_origin(files: UserFiles, bucket: str) -> str | None:
     """Where presigned POSTs go (signing is local: no AWS call)."""
-    if not bucket:
-        return None
-    form = get_user_files().presigned_upload(bucket, "probe", max_bytes=1, expires_in=1)
+    form = files.presigned_upload(bucket, "probe", max_bytes=1, expires_in=1)
     return _origin(form["url"])
 
 
-def content_security_policy(settings: Settings) -> str:
+def content_security_policy(settings: ApiSettings, files: UserFiles) -> str:
     connect = ["'self'", *sorted({o for o in (_origin(settings.cognito_idp_endpoint),
-                                              _upload_origin(settings.ingest_bucket)) if o})]
+                                              _upload_origin(files, settings.ingest_bucket)) if o})]
     return "; ".join((
         "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' blob:",
         f"connect-src {' '.join(connect)}", "form-action 'none'", "frame-ancestors 'none'", "base-uri 'none'",
@@ -58,9 +54,9 @@ def content_security_policy(settings: Settings) -> str:
     ))
 
 
-def security_headers(settings: Settings) -> dict[str, str]:
+def security_headers(settings: ApiSettings, files: UserFiles) -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(settings),
+        "Content-Security-Policy": content_security_policy(settings, files),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -75,26 +71,26 @@ async def console_redirect() -> RedirectResponse:
 
 
 @router.get("/console/")
-async def console_page(settings: SettingsDep) -> Response:
+async def console_page(settings: SettingsDep, files: UserFilesDep) -> Response:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
-                        headers={**security_headers(settings), "Cache-Control": "no-store"})
+                        headers={**security_headers(settings, files), "Cache-Control": "no-store"})
 
 
 @router.get("/console/config.json")
-async def console_config(settings: SettingsDep) -> JSONResponse:
+async def console_config(settings: SettingsDep, files: UserFilesDep) -> JSONResponse:
     """What the page needs to sign people in; all of it is public (a pool id and a client id are not secrets)."""
-    body = {"region": settings.region, "user_pool_id": settings.user_pool_id,
+    body = {"region": settings.region, "user_pool_id": settings.identity.user_pool_id,
             "client_id": settings.console_client_id, "cognito_endpoint": settings.cognito_idp_endpoint,
             "stage": settings.stage}
-    return JSONResponse(body, headers={**security_headers(settings), "Cache-Control": "no-store"})
+    return JSONResponse(body, headers={**security_headers(settings, files), "Cache-Control": "no-store"})
 
 
 @router.get("/console/{name}")
-async def console_asset(name: str, settings: SettingsDep) -> Response:
+async def console_asset(name: str, settings: SettingsDep, files: UserFilesDep) -> Response:
     if name not in ASSETS:
         raise HTTPException(404, "no such console asset")
     return FileResponse(STATIC_DIR / name, media_type=ASSETS[name],
-                        headers={**security_headers(settings), "Cache-Control": "no-cache"})
+                        headers={**security_headers(settings, files), "Cache-Control": "no-cache"})
 
 
 # ---------------------------------------------------------------------------------------------- model report
@@ -140,10 +136,17 @@ async def model_report_image(name: str, caller: ClassifyCaller, classifier: Clas
 @api_router.get("/model/history", summary="Registered models and every promotion decision (newest first)",
                 responses=ERRORS)
 async def model_history(caller: ClassifyCaller, settings: SettingsDep) -> dict[str, Any]:
+    from categorizer.adapters.champion_parameter import ChampionParameter
+    from categorizer.adapters.model_registry_bucket import ModelBucket
     from categorizer.registry.store import ModelRegistry, RegistryError
 
+    source = settings.model
+    if not (source.model_bucket and source.champion_parameter):
+        return {"available": False, "reason": "this deployment serves a local bundle: no registry",
+                "champion": None, "models": [], "decisions": []}
     try:
-        registry = ModelRegistry.from_settings(settings)
+        registry = ModelRegistry(ModelBucket(source.model_bucket), ChampionParameter(source.champion_parameter),
+                                 decisions_prefix=settings.decisions_prefix)
         decisions = registry.decisions()
         models = registry.list_models()
         champion = registry.champion_version()
@@ -161,8 +164,8 @@ async def model_history(caller: ClassifyCaller, settings: SettingsDep) -> dict[s
 # ---------------------------------------------------------------------------------------------- ops
 @api_router.get("/ops", summary="What this deployment can tell about its health, and what it cannot",
                 responses=ERRORS)
-async def ops_summary(caller: ClassifyCaller, settings: SettingsDep) -> dict[str, Any]:
-    files = (await list_files(caller, settings, get_user_files())).files if settings.ingest_bucket else []
+async def ops_summary(caller: ClassifyCaller, settings: SettingsDep, user_files: UserFilesDep) -> dict[str, Any]:
+    files = (await list_files(caller, settings, user_files)).files
     finished = [f for f in files if f.status != "processing"]
     rows = sum(f.rows_classified or 0 for f in finished)
     review = sum(f.needs_review or 0 for f in finished)
@@ -185,9 +188,7 @@ async def ops_summary(caller: ClassifyCaller, settings: SettingsDep) -> dict[str
     }
 
 
-def _feedback_summary(settings: Settings) -> dict[str, Any]:
-    if not settings.feedback_table:
-        return {"available": False, "reason": "no feedback table on this deployment"}
+def _feedback_summary(settings: ApiSettings) -> dict[str, Any]:
     try:
         records = FeedbackScan(settings.feedback_table).all_records()
     except Exception as exc:  # a missing read grant must not break the ops page

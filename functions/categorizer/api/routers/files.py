@@ -11,14 +11,14 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from categorizer.adapters.user_files import UserFiles, get_user_files
-from categorizer.api.deps import ClassifyCaller, SettingsDep
+from categorizer.adapters.user_files import UserFiles
+from categorizer.api.deps import ClassifyCaller, SettingsDep, UserFilesDep
 from categorizer.api.schemas import ErrorResponse
 from categorizer.batch.keys import OutputKeys, UnsafeKeyError, file_spec_or_failure, plan_output_keys
-from categorizer.settings import Settings
+from categorizer.contract import ApiSettings as Settings
 
 router = APIRouter(tags=["files"])
 
@@ -83,17 +83,8 @@ class FileList(BaseModel):
     files: list[FileSummary]
 
 
-async def user_files() -> UserFiles:
-    return get_user_files()
-
-
-UserFilesDep = Annotated[UserFiles, Depends(user_files)]
-
-
 def _ingest_bucket(settings: Settings) -> str:
-    if not settings.ingest_bucket:
-        raise HTTPException(503, "file uploads are not configured on this deployment (INGEST_BUCKET)")
-    return settings.ingest_bucket
+    return settings.ingest_bucket  # required at cold start (contract)
 
 
 def user_prefix(settings: Settings, subject: str) -> str:

@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from categorizer.adapters.model_registry_bucket import split_s3_uri
 from categorizer.observability import logger
+from categorizer_cli.local.lambda_context import LocalLambdaContext
 
 CHECKOUT = Path(__file__).resolve().parents[3]  # the repository: model_build/ lives here
 HOST = "algo-1"
@@ -52,27 +53,6 @@ class LocalRun:
     failure_reason: str | None = None
     model_artifacts: str | None = None
     log_file: Path | None = None
-
-
-@dataclass
-class LocalLambdaContext:
-    """Enough of a Lambda context for Powertools' decorators when the promote handler runs locally."""
-
-    function_name: str = "categorizer-local-promote"
-    memory_limit_in_mb: int = 3008
-    aws_request_id: str = ""
-    invoked_function_arn: str = ""
-    log_group_name: str = "/aws/lambda/categorizer-local-promote"
-    log_stream_name: str = "local"
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
-        self.invoked_function_arn = self.invoked_function_arn or \
-            f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 900_000
 
 
 def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
@@ -252,7 +232,8 @@ def state_change_event(job: dict[str, Any], run: LocalRun) -> dict[str, Any]:
 def promote_with_handler(event: dict[str, Any]) -> dict[str, Any]:
     from categorizer.handlers.promote import handler
 
-    return handler(event, LocalLambdaContext())
+    return handler(event, LocalLambdaContext(function_name="categorizer-local-promote", memory_limit_in_mb=3008,
+                                             timeout_seconds=900))
 
 
 def run_training_job(job_name: str, *, endpoint: str | None = None, workdir: Path | None = None,

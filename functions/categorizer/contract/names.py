@@ -1,0 +1,109 @@
+"""Names that the functions, the CDK app, the local stack and the tests must agree on, defined once.
+
+Metric names (the functions emit them; monitoring alarms on and charts them), S3 key prefixes, OAuth scopes
+and Cognito groups, and the shape of the DynamoDB tables (the adapters read and write them; infra and the
+local stack create them from `TableShape`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+APP_NAME = "categorizer"
+# Powertools Metrics (EMF): one namespace; the `service` dimension is `categorizer-<stage>` so that stages
+# sharing an account never mix.
+METRICS_NAMESPACE = "Categorizer"
+
+
+def service_name(stage: str) -> str:
+    return f"{APP_NAME}-{stage}"
+
+
+class MetricName(StrEnum):
+    """Every custom metric. Each handler maps its outcomes to these in one table (tests check both ways)."""
+
+    # API
+    PREDICTIONS = "Predictions"  # texts classified
+    LOW_CONFIDENCE_PREDICTIONS = "LowConfidencePredictions"  # predictions with needs_review
+    FEEDBACK = "Feedback"  # feedback items stored
+    FEEDBACK_DISAGREEMENT = "FeedbackDisagreement"  # 1 when correct_label != predicted_label, else 0
+    # Batch
+    ROWS_CLASSIFIED = "RowsClassified"
+    ROWS_REJECTED = "RowsRejected"
+    FILES_PROCESSED = "FilesProcessed"
+    FILES_FAILED = "FilesFailed"  # whole-file failures (reported) and refused keys
+    FILE_TRANSIENT_FAILURES = "FileTransientFailures"  # S3/SQS/model errors: the message is retried
+    DUPLICATE_DELIVERIES = "DuplicateDeliveries"
+    INVALID_NOTIFICATIONS = "InvalidNotifications"
+    FILES_SPLIT = "FilesSplit"  # fanned out into chunk tasks
+    CHUNKS_PROCESSED = "ChunksProcessed"
+    # Learning loop
+    TRAINING_JOBS_STARTED = "TrainingJobsStarted"  # start-training
+    RETRAINING_SKIPPED = "RetrainingSkipped"  # start-training: too little new feedback, no champion
+    TRAINING_JOBS_FAILED = "TrainingJobsFailed"  # promote: state change Failed / Stopped
+    PROMOTIONS = "ModelsPromoted"  # promote
+    PROMOTIONS_REJECTED = "PromotionsRejected"  # promote
+    CONSECUTIVE_REJECTIONS = "ConsecutivePromotionRejections"  # promote: rejections since the last promotion
+
+
+# OAuth: one resource server, a scope per permission (machines); Cognito groups grant people the same.
+RESOURCE_SERVER_ID = APP_NAME
+CLASSIFY_SCOPE_NAME = "classify"
+FEEDBACK_SCOPE_NAME = "feedback"
+CLASSIFY_SCOPE = f"{RESOURCE_SERVER_ID}/{CLASSIFY_SCOPE_NAME}"
+FEEDBACK_SCOPE = f"{RESOURCE_SERVER_ID}/{FEEDBACK_SCOPE_NAME}"
+CLASSIFY_GROUP = "classify"
+FEEDBACK_GROUP = "feedback"
+# The scope every Cognito user access token has (API Gateway lets it through; the app then checks groups).
+USER_TOKEN_SCOPE = "aws.cognito.signin.user.admin"  # noqa: S105 - a scope name, not a secret
+PASSWORD_MIN_LENGTH = 14  # Cognito password policy (also: upper, lower, digit and symbol required)
+
+# Key layout in the buckets.
+INGEST_PREFIX = "ingest/"
+RESULTS_PREFIX = "results/"
+# The batch fan-out's temporary objects (chunks, parts, plan) under the results prefix. The batch function may
+# delete only here; a lifecycle rule expires what a job leaves behind.
+WORK_FOLDER = "_work/"
+RESULTS_WORK_PREFIX = f"{RESULTS_PREFIX}{WORK_FOLDER}"
+MODELS_PREFIX = "models/"
+TRAINING_PREFIX = "training/"  # base/, holdout/ (uploaded once, docs/deploy.md) and feedback/<job>/ exports
+DECISIONS_PREFIX = "decisions/"  # promotion / rejection / rollback records
+TRAINING_OUTPUT_PREFIX = "training-jobs/"  # SageMaker OutputDataConfig path in the model bucket
+MODEL_CACHE_DIR = "/tmp/models"  # noqa: S108 - Lambda's only writable directory
+
+
+# --- Tables ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str = "S"  # DynamoDB attribute type: S, N or B
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableShape:
+    """A table's keys and TTL: what the adapter relies on. Infra and the local stack create tables from it."""
+
+    logical_name: str  # "feedback": what a local stack or a test looks a table up by
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    ttl_attribute: str | None = None
+
+    def create_table_kwargs(self, table_name: str) -> dict:
+        """The boto3 `create_table` arguments (on-demand), for the local stack and the tests."""
+        keys = [self.partition_key, *([self.sort_key] if self.sort_key else [])]
+        return {
+            "TableName": table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": key.name, "KeyType": kind} for key, kind in zip(keys, ("HASH", "RANGE"),
+                                                                                              strict=False)],
+            "AttributeDefinitions": [{"AttributeName": key.name, "AttributeType": key.type} for key in keys],
+        }
+
+
+# Feedback: one item per feedback, pk = "FEEDBACK#<feedback id>" (docs/api.md has the key design).
+FEEDBACK_TABLE = TableShape(logical_name="feedback", partition_key=KeyAttribute("pk"))
+FEEDBACK_ITEM_PREFIX = "FEEDBACK#"
+TABLES: tuple[TableShape, ...] = (FEEDBACK_TABLE,)
