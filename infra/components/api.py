@@ -10,7 +10,6 @@ stage asks for one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
@@ -20,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from categorizer.api.routes import gateway_routes
 from infra import config
 from infra.components.nag import acknowledge
 
@@ -33,62 +33,26 @@ CONSOLE_PATH = "/console"
 BINARY_MEDIA_TYPES = ("image/png",)
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    scopes: tuple[str, ...]  # empty: public (then `public_because` says why)
-    model: str | None = None  # request body model name (validated by API Gateway)
-    public_because: str | None = None
-
-
-CLASSIFY = (config.CLASSIFY_SCOPE, config.USER_TOKEN_SCOPE)
 _CONSOLE_PUBLIC = ("The web console's page, static files and sign-in config (pool and client ids, which are not "
                    "secrets) must load before anyone has a token; they carry no data. Every /v1 call the page "
                    "makes needs a token.")
-
-ROUTES = (
-    Route("GET", HEALTH_PATH, (), public_because="The health check is public on purpose (load balancers, uptime "
-                                                 "probes); it returns only status and the model version."),
-    Route("POST", "/v1/classify", CLASSIFY, "ClassifyRequest"),
-    Route("GET", "/v1/model", CLASSIFY),
-    Route("POST", "/v1/feedback", (config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE), "FeedbackRequest"),
-    Route("GET", "/openapi.json", (config.CLASSIFY_SCOPE, config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE)),
-    Route("GET", "/docs", (config.CLASSIFY_SCOPE, config.FEEDBACK_SCOPE, config.USER_TOKEN_SCOPE)),
-    # Web console (functions/categorizer/api/routers/console.py). A REST API routes `/console/` to the
-    # `/console` resource and keeps the trailing slash in the event's path, so one resource serves both the
-    # redirect (`/console`) and the page (`/console/`); `{asset}` covers app.js, app.css and config.json.
-    Route("GET", CONSOLE_PATH, (), public_because=_CONSOLE_PUBLIC),
-    Route("GET", f"{CONSOLE_PATH}/{{asset}}", (), public_because=_CONSOLE_PUBLIC),
-    # The console's data routes: the classify permission, like /v1/classify (routers/files.py, console.py).
-    Route("GET", "/v1/files", CLASSIFY),
-    Route("POST", "/v1/files/uploads", CLASSIFY, "UploadRequest"),
-    Route("GET", "/v1/files/{upload_id}", CLASSIFY),
-    Route("GET", "/v1/model/report", CLASSIFY),
-    Route("GET", "/v1/model/report/{name}", CLASSIFY),
-    Route("GET", "/v1/model/history", CLASSIFY),
-    Route("GET", "/v1/ops", CLASSIFY),
-)
-
-# Coarse shape checks only: the app gives the precise 413/422 answers (limits, labels, lengths).
-REQUEST_MODELS = {
-    "ClassifyRequest": {
-        "type": "object",
-        "properties": {"texts": {"type": "array", "items": {"type": "string"}}, "text": {"type": "string"},
-                       "top_k": {"type": "integer"}},
-    },
-    "FeedbackRequest": {
-        "type": "object",
-        "required": ["prediction_id", "text", "predicted_label", "correct_label"],
-        "properties": {name: {"type": "string"} for name in
-                       ("prediction_id", "text", "predicted_label", "correct_label", "comment")},
-    },
-    "UploadRequest": {
-        "type": "object",
-        "required": ["filename"],
-        "properties": {"filename": {"type": "string"}},
-    },
+# The routes come from the app (categorizer.api.routes); a public one must say why here, or synth fails.
+PUBLIC_BECAUSE = {
+    HEALTH_PATH: "The health check is public on purpose (load balancers, uptime probes); it returns only status "
+                 "and the model version.",
+    CONSOLE_PATH: _CONSOLE_PUBLIC,
+    f"{CONSOLE_PATH}/{{asset}}": _CONSOLE_PUBLIC,
 }
+_SIMPLE_TYPES = {"string", "integer", "number", "boolean", "array", "object"}
+
+
+def coarse_model(schema: dict) -> apigw.JsonSchema:
+    """API Gateway's check of a request body, from the app's own schema: the object, its required fields and
+    each field's JSON type where it has one. The app gives the precise 413/422 answers (limits, labels)."""
+    properties = {name: apigw.JsonSchema(type=_json_type(prop["type"])) if prop.get("type") in _SIMPLE_TYPES
+                  else apigw.JsonSchema() for name, prop in schema.get("properties", {}).items()}
+    return apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, type=apigw.JsonSchemaType.OBJECT,
+                            required=schema.get("required") or None, properties=properties)
 
 
 def _error_template(code: str, message: str) -> str:
@@ -156,36 +120,33 @@ class ClassificationApi(Construct):
         )
         self.body_validator = self.api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True)
-        models = {
-            name: self.api.add_model(name, content_type="application/json", model_name=name,
-                                     schema=apigw.JsonSchema(
-                                         schema=apigw.JsonSchemaVersion.DRAFT4,
-                                         type=apigw.JsonSchemaType.OBJECT,
-                                         required=schema.get("required"),
-                                         properties={k: apigw.JsonSchema(type=_json_type(v["type"]))
-                                                     for k, v in schema["properties"].items()}))
-            for name, schema in REQUEST_MODELS.items()
-        }
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
         self.methods: dict[str, apigw.Method] = {}
-        for route in ROUTES:
+        self.routes = gateway_routes()
+        for route in self.routes:
             resource = self.api.root.resource_for_path(route.path)
             protected = bool(route.scopes)
+            model = None
+            if route.body_schema is not None:
+                name = route.body_schema["title"]
+                model = self.api.add_model(name, content_type="application/json", model_name=name,
+                                           schema=coarse_model(route.body_schema))
             method = resource.add_method(
                 route.method, integration,
                 authorizer=self.authorizer if protected else None,
                 authorization_type=apigw.AuthorizationType.COGNITO if protected else apigw.AuthorizationType.NONE,
-                authorization_scopes=list(route.scopes) if protected else None,
+                # People's access tokens carry the user-token scope; the app then checks their groups.
+                authorization_scopes=[*route.scopes, config.USER_TOKEN_SCOPE] if protected else None,
                 api_key_required=stage.require_api_key and protected,
-                request_validator=self.body_validator if route.model else None,
-                request_models={"application/json": models[route.model]} if route.model else None,
+                request_validator=self.body_validator if model else None,
+                request_models={"application/json": model} if model else None,
             )
             self.methods[f"{route.method} {route.path}"] = method
             if not protected:
-                if not route.public_because:
-                    raise ValueError(f"{route.method} {route.path} is public: say why (public_because)")
+                if route.path not in PUBLIC_BECAUSE:
+                    raise ValueError(f"{route.method} {route.path} is public: say why in PUBLIC_BECAUSE")
                 for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-                    acknowledge(method, rule, route.public_because)
+                    acknowledge(method, rule, PUBLIC_BECAUSE[route.path])
 
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan", name=f"{names.api}-default",

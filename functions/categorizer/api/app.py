@@ -34,6 +34,16 @@ without the header, the same prediction from the same user. A replay answers 201
 
 def create_app(settings: ApiSettings, *, services: ApiServices | None = None) -> FastAPI:
     """The app for these settings; `services` replaces what `build_services` would make (tests)."""
+    app = routed_app()
+    app.state.services = services or build_services(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiGatewayStagePrefix)  # added last = outermost
+    return app
+
+
+def routed_app() -> FastAPI:
+    """The routes, their documentation and the error table, without settings: what the OpenAPI document and
+    the API Gateway route list (api/routes.py) are derived from, and what `create_app` completes."""
     app = FastAPI(
         title="Categorizer API",
         version="1",
@@ -47,8 +57,5 @@ def create_app(settings: ApiSettings, *, services: ApiServices | None = None) ->
     app.include_router(files.router, prefix="/v1")  # web console: uploads, recent files, links
     app.include_router(console.api_router, prefix="/v1")  # web console: model report, history, ops
     app.include_router(console.router)  # web console: the page at /console/
-    app.state.services = services or build_services(settings)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ApiGatewayStagePrefix)  # added last = outermost
     return app

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from categorizer.adapters.feedback_table import FeedbackTable
 from categorizer.adapters.user_files import UserFiles
 from categorizer.api.auth import AuthenticationError, Principal, TokenVerifier, build_token_verifier, require_permission
-from categorizer.contract import ApiSettings
+from categorizer.contract import ApiSettings, names
 from categorizer.engine import Classifier
 from categorizer.model_store import ModelStore
 from categorizer.wiring import Lazy
@@ -94,8 +94,11 @@ async def feedback_caller(principal: CurrentPrincipal, settings: SettingsDep) ->
     return require_permission(principal, scope=identity.feedback_scope, group=identity.feedback_group)
 
 
-ClassifyCaller = Annotated[Principal, Depends(classify_caller)]
-FeedbackCaller = Annotated[Principal, Depends(feedback_caller)]
+# Security(...) with the permission's OAuth scope: the OpenAPI document states, per operation, which permission
+# it needs (`security: [{"HTTPBearer": ["categorizer/classify"]}]`), and infra builds API Gateway's methods from
+# that document (api/routes.py).
+ClassifyCaller = Annotated[Principal, Security(classify_caller, scopes=[names.CLASSIFY_SCOPE])]
+FeedbackCaller = Annotated[Principal, Security(feedback_caller, scopes=[names.FEEDBACK_SCOPE])]
 
 
 async def feedback_repository(services: ServicesDep) -> FeedbackTable:

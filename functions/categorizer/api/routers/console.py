@@ -30,6 +30,10 @@ ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; char
 REPORT_IMAGES = ("confusion.png", "reliability.png")
 
 router = APIRouter(include_in_schema=False)
+PAGE = "/console"
+# What API Gateway needs in front of the page routes below: a REST API routes `/console/` to the `/console`
+# resource (keeping the slash in the event's path), and `{asset}` covers config.json and the static files.
+GATEWAY_PAGE_ROUTES = (("GET", PAGE), ("GET", f"{PAGE}/{{asset}}"))
 api_router = APIRouter(tags=["console"])
 
 
@@ -65,18 +69,18 @@ def security_headers(settings: ApiSettings, files: UserFiles) -> dict[str, str]:
     }
 
 
-@router.get("/console")
+@router.get(PAGE)
 async def console_redirect() -> RedirectResponse:
     return RedirectResponse("console/", status_code=308)  # relative: keeps an API Gateway stage prefix
 
 
-@router.get("/console/")
+@router.get(f"{PAGE}/")
 async def console_page(settings: SettingsDep, files: UserFilesDep) -> Response:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
                         headers={**security_headers(settings, files), "Cache-Control": "no-store"})
 
 
-@router.get("/console/config.json")
+@router.get(f"{PAGE}/config.json")
 async def console_config(settings: SettingsDep, files: UserFilesDep) -> JSONResponse:
     """What the page needs to sign people in; all of it is public (a pool id and a client id are not secrets)."""
     body = {"region": settings.region, "user_pool_id": settings.identity.user_pool_id,
@@ -85,7 +89,7 @@ async def console_config(settings: SettingsDep, files: UserFilesDep) -> JSONResp
     return JSONResponse(body, headers={**security_headers(settings, files), "Cache-Control": "no-store"})
 
 
-@router.get("/console/{name}")
+@router.get(f"{PAGE}/{{name}}")
 async def console_asset(name: str, settings: SettingsDep, files: UserFilesDep) -> Response:
     if name not in ASSETS:
         raise HTTPException(404, "no such console asset")
