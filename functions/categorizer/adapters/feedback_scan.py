@@ -20,9 +20,16 @@ class FeedbackScan:
         self.client = client or boto3.client("dynamodb", config=RETRY_CONFIG)
 
     def all_records(self) -> list[FeedbackRecord]:
+        return self.records()
+
+    def records(self, limit: int | None = None) -> list[FeedbackRecord]:
+        """Every feedback item, or the first `limit` the scan returns (a bounded read for summaries)."""
         records: list[FeedbackRecord] = []
         unreadable = 0
-        for page in self.client.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True):
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table_name, ConsistentRead=True,
+            PaginationConfig={"MaxItems": limit} if limit is not None else {})
+        for page in pages:
             for item in page.get("Items", []):
                 if not item.get(PARTITION_KEY, {}).get("S", "").startswith(ITEM_PREFIX):
                     continue

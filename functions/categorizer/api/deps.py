@@ -16,12 +16,18 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from categorizer.adapters.champion_parameter import ChampionParameter
+from categorizer.adapters.feedback_scan import FeedbackScan
 from categorizer.adapters.feedback_table import FeedbackTable
+from categorizer.adapters.model_registry_bucket import ModelBucket
 from categorizer.adapters.user_files import UserFiles
 from categorizer.api.auth import AuthenticationError, Principal, TokenVerifier, build_token_verifier, require_permission
+from categorizer.api.console_service import ConsoleService
+from categorizer.api.file_service import FileService
 from categorizer.contract import ApiSettings, names
 from categorizer.engine import Classifier
 from categorizer.model_store import ModelStore
+from categorizer.registry.store import ModelRegistry
 from categorizer.wiring import Lazy
 
 
@@ -31,17 +37,32 @@ class ApiServices:
     models: ModelStore
     verifier: Lazy[TokenVerifier]
     feedback: Lazy[FeedbackTable]
-    user_files: Lazy[UserFiles]
+    files: Lazy[FileService]
+    console: Lazy[ConsoleService]
 
 
 def build_services(settings: ApiSettings) -> ApiServices:
-    """The one place the API function's clients are made."""
+    """The one place the API function's clients are made (each on first use)."""
+    user_files = Lazy(UserFiles)
+    files = Lazy(lambda: FileService(settings, user_files.get()))
+    source = settings.model
+
+    def registry() -> ModelRegistry:
+        return ModelRegistry(ModelBucket(str(source.model_bucket)), ChampionParameter(str(source.champion_parameter)),
+                             decisions_prefix=settings.decisions_prefix)
+
+    scan = Lazy(lambda: FeedbackScan(settings.feedback_table))
+    console = Lazy(lambda: ConsoleService(
+        settings=settings, user_files=user_files.get(), files=files.get(),
+        registry=registry if source.model_bucket and source.champion_parameter else None,
+        read_feedback=lambda limit: scan.get().records(limit)))
     return ApiServices(
         settings=settings,
-        models=ModelStore(settings.model),
+        models=ModelStore(source),
         verifier=Lazy(lambda: build_token_verifier(settings.identity)),
         feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region)),
-        user_files=Lazy(UserFiles),
+        files=files,
+        console=console,
     )
 
 
@@ -108,8 +129,15 @@ async def feedback_repository(services: ServicesDep) -> FeedbackTable:
 FeedbackRepository = Annotated[FeedbackTable, Depends(feedback_repository)]
 
 
-async def user_files(services: ServicesDep) -> UserFiles:
-    return services.user_files.get()
+async def file_service(services: ServicesDep) -> FileService:
+    return services.files.get()
 
 
-UserFilesDep = Annotated[UserFiles, Depends(user_files)]
+FileServiceDep = Annotated[FileService, Depends(file_service)]
+
+
+async def console_service(services: ServicesDep) -> ConsoleService:
+    return services.console.get()
+
+
+ConsoleServiceDep = Annotated[ConsoleService, Depends(console_service)]

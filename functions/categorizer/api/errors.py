@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from categorizer.adapters.feedback_table import FeedbackStoreError
 from categorizer.api.auth import REALM, AuthenticationError, AuthUnavailableError, PermissionDeniedError
+from categorizer.api.file_service import FilesForbiddenError, UnsupportedFileError, UploadNotFoundError
 from categorizer.api.logic import FeedbackConflictError, InvalidTextsError, UnknownLabelError
 from categorizer.model_store import ModelUnavailableError
 from categorizer.observability import logger
@@ -27,10 +28,13 @@ class BodyTooLargeError(Exception):
 ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     AuthenticationError: (401, "unauthenticated"),
     PermissionDeniedError: (403, "forbidden"),
+    FilesForbiddenError: (403, "forbidden"),
+    UploadNotFoundError: (404, "not_found"),
     FeedbackConflictError: (409, "idempotency_conflict"),
     BodyTooLargeError: (413, "body_too_large"),
     InvalidTextsError: (422, "invalid_text"),
     UnknownLabelError: (422, "unknown_label"),
+    UnsupportedFileError: (422, "unsupported_file"),
     AuthUnavailableError: (503, "auth_unavailable"),
     FeedbackStoreError: (503, "feedback_store_unavailable"),
     ModelUnavailableError: (503, "model_unavailable"),
