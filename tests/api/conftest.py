@@ -171,9 +171,18 @@ def api_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, cognito: Cognit
     return cognito
 
 
+@pytest.fixture(scope="session")
+def file_buckets(moto_endpoint: str) -> tuple[str, str]:
+    """The console's ingest and results buckets (the names tests.support.settings.api_settings uses)."""
+    names = ("categorizer-ingest-test", "categorizer-results-test")
+    for bucket in names:
+        _client("s3", moto_endpoint).create_bucket(Bucket=bucket)
+    return names
+
+
 @pytest.fixture
-def api_config(api_env: Cognito, tiny_bundle: Path, feedback_table_name: str) -> ApiSettings:
-    """What the CDK stack gives the function, with this test session's pool, table and model."""
+def api_config(api_env: Cognito, tiny_bundle: Path, feedback_table_name: str, file_buckets) -> ApiSettings:
+    """What the CDK stack gives the function, with this test session's pool, table, buckets and model."""
     return api_settings(model_dir=tiny_bundle, user_pool_id=api_env.pool_id,
                         app_client_ids=tuple(api_env.app_client_ids.split(",")), jwks_url=api_env.jwks_url,
                         feedback_table=feedback_table_name)

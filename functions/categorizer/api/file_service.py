@@ -18,18 +18,30 @@ from pydantic import BaseModel, ConfigDict, Field
 from categorizer.adapters.user_files import UserFiles
 from categorizer.batch.keys import OutputKeys, UnsafeKeyError, file_spec_or_failure, plan_output_keys
 from categorizer.contract import ApiSettings as Settings
+from categorizer.files.formats import SUPPORTED_EXTENSIONS
 
 UPLOAD_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"
 _SAFE_SUBJECT = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_CHARS = 200
 RECENT_LIMIT = 20
 
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+# The names the batch function can process, stated in the document and enforced by it (the same regex in
+# Python and in JSON Schema's ECMA dialect): no control character, not starting with whitespace or a dot,
+# ending in a supported extension, optionally followed by .gz.
+FILENAME_PATTERN = (r"^[^\s.\x00-\x1f\x7f\x85\ufeff][^\x00-\x1f\x7f]*\.("
+                    + "|".join(_any_case(extension) for extension in SUPPORTED_EXTENSIONS)
+                    + r")(\.[gG][zZ])?$")
+
+
 class UploadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    filename: str = Field(min_length=1, max_length=MAX_NAME_CHARS,
-                          description="The file's name; its extension picks the format (.csv, .json, .jsonl, "
-                                      "optionally .gz)")
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
+    filename: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=FILENAME_PATTERN,
+                          description="The file's name; its extension picks the format ("
+                                      + ", ".join(f".{e}" for e in SUPPORTED_EXTENSIONS) + ", optionally .gz)")
 
 
 class UploadForm(BaseModel):
@@ -92,13 +104,8 @@ def user_prefix(settings: Settings, subject: str) -> str:
 
 
 def clean_filename(name: str) -> str:
-    """The name as given, minus what cannot sit in one key segment (slashes, control characters)."""
-    if _CONTROL.search(name):
-        raise UnsupportedFileError("the file name contains control characters")
-    cleaned = name.replace("/", "_").replace("\\", "_").strip()
-    if not cleaned or cleaned.startswith("."):
-        raise UnsupportedFileError("the file name must not be empty or start with '.'")
-    return cleaned
+    """The name as given (FILENAME_PATTERN already held), minus what cannot sit in one key segment (slashes)."""
+    return name.replace("/", "_").replace("\\", "_")
 
 
 def output_keys(settings: Settings, bucket: str, key: str) -> OutputKeys:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 10_000
@@ -17,9 +17,20 @@ MAX_LABEL_CHARS = 200
 MAX_COMMENT_CHARS = 2_000
 PREDICTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
-# `\S`: at least one character that is not whitespace (Python's idea of it, the same as the engine's strip).
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")]
+# At least one character that is not whitespace, the same in Python (the engine strips with str.strip) and in
+# JSON Schema's ECMA regex (what clients and schemathesis read): Python also counts \x1c-\x1f and \x85 as
+# whitespace, ECMA also \ufeff, so the class excludes the union.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NOT_BLANK)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]
+
+
+def _integral(value: object) -> object:
+    """JSON Schema's `integer` includes 17.0; strict pydantic would refuse it. 17.5 and "17" stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
 
 
 class _Request(BaseModel):
@@ -49,7 +60,7 @@ class ClassifyRequest(_Request):
                               json_schema_extra=_no_default)
     text: Text = Field(default=None, description="One text; the same as `texts` with one item",  # type: ignore[assignment]
                        json_schema_extra=_no_default)
-    top_k: int = Field(default=3, ge=1, le=MAX_TOP_K,
+    top_k: Integer = Field(default=3, ge=1, le=MAX_TOP_K,
                        description="How many ranked labels to return (all of them if the model has fewer)")
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ _EXTENSIONS = {
     "jsonl": FileFormat.JSONL,
     "ndjson": FileFormat.JSONL,
 }
+SUPPORTED_EXTENSIONS = tuple(_EXTENSIONS)  # each optionally followed by .gz
 
 
 @dataclass(frozen=True)

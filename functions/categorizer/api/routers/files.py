@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from categorizer.api.deps import ClassifyCaller, FileServiceDep
 from categorizer.api.file_service import UPLOAD_ID_PATTERN, FileDetail, FileList, UploadForm, UploadRequest
 from categorizer.api.schemas import ErrorResponse
 
 router = APIRouter(tags=["files"])
+
+
+class _UploadIdConvertor(StringConvertor):
+    """Matches only upload ids, so `/files/uploads` is never taken for an id: GET there is 405, not 422."""
+
+    regex = UPLOAD_ID_PATTERN.strip("^$")
+
+
+register_url_convertor("upload_id", _UploadIdConvertor())
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
@@ -19,8 +29,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/files/uploads", summary="A presigned POST to upload one file into your own ingest prefix",
-             status_code=201, responses={**ERRORS, 422: {"model": ErrorResponse,
-                                                         "description": "Unsupported file name or format"}})
+             status_code=201, responses={
+                 **ERRORS,
+                 400: {"model": ErrorResponse, "description": "The body is not valid JSON or UTF-8"},
+                 413: {"model": ErrorResponse, "description": "The body is larger than the limit"},
+                 422: {"model": ErrorResponse, "description": "Unsupported file name or format"}})
 async def create_upload(body: UploadRequest, caller: ClassifyCaller, files: FileServiceDep) -> UploadForm:
     return files.create_upload(caller.subject, body.filename)
 
@@ -30,7 +43,7 @@ async def list_files(caller: ClassifyCaller, files: FileServiceDep) -> FileList:
     return FileList(files=files.recent(caller.subject))
 
 
-@router.get("/files/{upload_id}", summary="One file: status, manifest summary, short-lived download links",
+@router.get("/files/{upload_id:upload_id}", summary="One file: status, manifest summary, short-lived download links",
             responses={**ERRORS, 404: {"model": ErrorResponse, "description": "No such upload of yours"}})
 async def file_detail(upload_id: Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)], caller: ClassifyCaller,
                       files: FileServiceDep) -> FileDetail:
