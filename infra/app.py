@@ -46,6 +46,17 @@ def _truthy(value: object) -> bool:
     return str(value).lower() in {"1", "true", "yes"}
 
 
+def refuse_skip_bundling_for_deploys(app: cdk.App) -> None:
+    """skip_bundling leaves the code asset as raw source folders: fine to synthesize and test, never to deploy.
+
+    The CDK CLI names the stacks it bundles: `cdk synth` bundles all ("**"), `cdk deploy` the ones it deploys.
+    Tests build the app without the CLI (no such context)."""
+    bundling = app.node.try_get_context(BUNDLING_STACKS_KEY)
+    if bundling is not None and list(bundling) != ["**"]:
+        raise ValueError("skip_bundling is for `cdk synth` and the tests only: a deploy would ship the raw "
+                         f"source folders to Lambda. Drop `-c skip_bundling=...` (stacks: {list(bundling)})")
+
+
 def register_checks(app: cdk.App) -> None:
     """cdk-nag's AwsSolutions and Serverless packs: any unacknowledged finding fails the synth."""
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
@@ -54,6 +65,7 @@ def register_checks(app: cdk.App) -> None:
 def build(app: cdk.App, stages: list[str] | None = None) -> dict[str, CategorizerStack]:
     """Add the stacks to `app`, with cdk-nag registered before anything can synthesize."""
     if _truthy(app.node.try_get_context("skip_bundling")):
+        refuse_skip_bundling_for_deploys(app)
         app.node.set_context(BUNDLING_STACKS_KEY, [])
     register_checks(app)
     stacks = {}

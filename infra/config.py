@@ -112,7 +112,9 @@ class StageConfig:
     api_quota_per_day: int  # usage plan quota per API key
     require_api_key: bool = False  # usage-plan keys on the protected routes (issue keys per partner)
     waf_enabled: bool
-    waf_rate_limit_per_5min: int = 2000  # per client IP
+    # Per client IP per 5 minutes. At least the stage's throttle can sustain from one client for a while
+    # (10,000 / 300 s = 33 req/s); a lower limit blocks integrations that batch from one NAT address.
+    waf_rate_limit_per_5min: int = 10_000
     cognito_threat_protection: bool = False  # Cognito Plus plan: compromised-credential and risk checks
     # Functions
     api_function: FunctionSizing

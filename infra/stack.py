@@ -38,7 +38,9 @@ class CategorizerStack(cdk.Stack):
         super().__init__(scope, construct_id, description=f"categorizer ({stage.name}): text classification "
                                                           "API, batch files and the learning loop", **kwargs)
         names = config.resource_names(stage.name, account=self.account, region=self.region)
-        removal = cdk.RemovalPolicy.RETAIN if stage.retain_data else cdk.RemovalPolicy.DESTROY
+        # Kept data survives a stack deletion or replacement, but not a failed first create (RetainExceptOnCreate):
+        # with plain RETAIN the retry of a failed first deploy fails on "already exists".
+        removal = cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if stage.retain_data else cdk.RemovalPolicy.DESTROY
         retention = RETENTION[stage.log_retention_days]
 
         # --- Data -----------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ class CategorizerStack(cdk.Stack):
             OutputKey.INGEST_BUCKET: files.ingest.bucket_name,
             OutputKey.RESULTS_BUCKET: files.results.bucket_name,
             OutputKey.MODEL_BUCKET: registry.bucket.bucket_name,
-            OutputKey.CHAMPION_PARAMETER: registry.champion.parameter_name,
+            OutputKey.CHAMPION_PARAMETER: registry.champion_parameter_name,
             OutputKey.FEEDBACK_TABLE: tables.feedback.table.table_name,
             OutputKey.INGEST_QUEUE_URL: queue.queue.queue_url,
             OutputKey.INGEST_DLQ_URL: queue.dlq.queue_url,

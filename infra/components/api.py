@@ -55,22 +55,28 @@ def coarse_model(schema: dict) -> apigw.JsonSchema:
                             required=schema.get("required") or None, properties=properties)
 
 
-def _error_template(code: str, message: str) -> str:
-    # API Gateway fills $context variables; the rest is the app's error shape.
-    return json.dumps({"error": {"code": code, "message": message, "details": None}})
+# `$context.error.messageString` is the message already quoted as a JSON string by API Gateway; the raw
+# `$context.error.message` and `validationErrorString` hold quotes of their own and would break the JSON.
+GATEWAY_MESSAGE = "$context.error.messageString"
+
+
+def error_template(code: str, message: str | None = None) -> str:
+    """The app's error shape; `message` None: API Gateway's own (quoted) message, else a fixed text."""
+    quoted = GATEWAY_MESSAGE if message is None else json.dumps(message)
+    return '{"error": {"code": %s, "message": %s, "details": null}}' % (json.dumps(code), quoted)  # noqa: UP031
 
 
 # Gateway-generated answers in the app's error shape. 400 body-validation errors become 422 like the app's.
 GATEWAY_RESPONSES = (
-    (apigw.ResponseType.UNAUTHORIZED, "401", "unauthorized", "$context.error.message"),
-    (apigw.ResponseType.ACCESS_DENIED, "403", "forbidden", "$context.error.message"),
+    (apigw.ResponseType.UNAUTHORIZED, "401", "unauthorized", None),
+    (apigw.ResponseType.ACCESS_DENIED, "403", "forbidden", None),
     (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "404", "not_found", "no such route"),
-    (apigw.ResponseType.BAD_REQUEST_BODY, "422", "invalid_request", "$context.error.validationErrorString"),
-    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large", "$context.error.message"),
-    (apigw.ResponseType.THROTTLED, "429", "throttled", "$context.error.message"),
-    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", "$context.error.message"),
-    (apigw.ResponseType.DEFAULT_4_XX, None, "bad_request", "$context.error.message"),
-    (apigw.ResponseType.DEFAULT_5_XX, None, "upstream_error", "$context.error.message"),
+    (apigw.ResponseType.BAD_REQUEST_BODY, "422", "invalid_request", None),
+    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large", None),
+    (apigw.ResponseType.THROTTLED, "429", "throttled", None),
+    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", None),
+    (apigw.ResponseType.DEFAULT_4_XX, None, "bad_request", None),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "upstream_error", None),
 )
 
 
@@ -109,7 +115,7 @@ class ClassificationApi(Construct):
         for response_type, status, code, message in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
                 f"Gateway{response_type.response_type}", type=response_type, status_code=status,
-                templates={"application/json": _error_template(code, message)},
+                templates={"application/json": error_template(code, message)},
                 response_headers=({"WWW-Authenticate": "'Bearer realm=\"categorizer\"'"}
                                   if code == "unauthorized" else None),
             )
@@ -180,13 +186,15 @@ class ClassificationApi(Construct):
         return f"https://{self.api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}"
 
     def _web_acl(self, names: config.ResourceNames, stage: config.StageConfig) -> wafv2.CfnWebACL:
-        def managed(name: str, priority: int, excluded: tuple[str, ...] = ()) -> wafv2.CfnWebACL.RuleProperty:
+        def managed(name: str, priority: int, excluded: tuple[str, ...] = (), *,
+                    scope_down: wafv2.CfnWebACL.StatementProperty | None = None,
+                    rule_group: str | None = None) -> wafv2.CfnWebACL.RuleProperty:
             return wafv2.CfnWebACL.RuleProperty(
                 name=name, priority=priority,
                 override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS", name=name,
+                        vendor_name="AWS", name=rule_group or name, scope_down_statement=scope_down,
                         rule_action_overrides=[
                             wafv2.CfnWebACL.RuleActionOverrideProperty(
                                 name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
@@ -196,18 +204,26 @@ class ClassificationApi(Construct):
                 visibility_config=_visibility(name),
             )
 
+        free_text = free_text_paths(self.routes)
         acl = wafv2.CfnWebACL(
             self, "WebAcl",
             name=f"{names.api}-acl", scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility(f"{names.api}-acl"),
             rules=[
-                # Classify bodies are up to 256 texts x 10,000 characters: the 8 KB body rule would block them.
-                managed("AWSManagedRulesCommonRuleSet", 0, excluded=("SizeRestrictions_BODY",)),
-                managed("AWSManagedRulesKnownBadInputsRuleSet", 1),
-                managed("AWSManagedRulesAmazonIpReputationList", 2),
+                # Bodies are up to 256 texts x 10,000 characters: the 8 KB body rule would block them anywhere.
+                # On the routes whose bodies are people's free text (classify, feedback, review decisions), the
+                # XSS and file-inclusion body rules would block ordinary messages ("<b>", "../", "http://"):
+                # they count there; the app never renders or opens what it classifies.
+                managed("AWSManagedRulesCommonRuleSet", 0, excluded=("SizeRestrictions_BODY",),
+                        scope_down=_not(_path_in(free_text))),
+                managed("AWSManagedRulesCommonRuleSet-FreeText", 1, excluded=("SizeRestrictions_BODY",
+                                                                              *FREE_TEXT_BODY_RULES),
+                        scope_down=_path_in(free_text), rule_group="AWSManagedRulesCommonRuleSet"),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+                managed("AWSManagedRulesAmazonIpReputationList", 3),
                 wafv2.CfnWebACL.RuleProperty(
-                    name="RateLimitPerIp", priority=3,
+                    name="RateLimitPerIp", priority=4,
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
@@ -219,6 +235,33 @@ class ClassificationApi(Construct):
         wafv2.CfnWebACLAssociation(self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn,
                                    web_acl_arn=acl.attr_arn)
         return acl
+
+
+# The common rule set's body rules that fire on ordinary free text (AWS's rule names).
+FREE_TEXT_BODY_RULES = ("CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY")
+
+
+def free_text_paths(routes) -> tuple[str, ...]:
+    """The routes whose JSON bodies carry people's text (a `text` or `texts` field): derived from the app, so a
+    new route with such a body (the review decisions, say) is covered without an edit here."""
+    return tuple(sorted({r.path for r in routes if r.body_schema is not None
+                         and {"text", "texts"} & set(r.body_schema.get("properties", {}))}))
+
+
+def _path_in(paths: tuple[str, ...]) -> wafv2.CfnWebACL.StatementProperty:
+    """The request's path (with the stage prefix, as WAF sees it) ends with one of `paths`."""
+    matches = [wafv2.CfnWebACL.StatementProperty(byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}), positional_constraint="ENDS_WITH",
+        search_string=path, text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(
+            priority=0, type="NONE")])) for path in paths]
+    if len(matches) == 1:
+        return matches[0]
+    return wafv2.CfnWebACL.StatementProperty(or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=matches))
+
+
+def _not(statement: wafv2.CfnWebACL.StatementProperty) -> wafv2.CfnWebACL.StatementProperty:
+    return wafv2.CfnWebACL.StatementProperty(not_statement=wafv2.CfnWebACL.NotStatementProperty(
+        statement=statement))
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

@@ -38,8 +38,8 @@ class Identity(Construct):
             feature_plan=cognito.FeaturePlan.PLUS if threat_protection else cognito.FeaturePlan.ESSENTIALS,
             standard_threat_protection_mode=(cognito.StandardThreatProtectionMode.FULL_FUNCTION
                                              if threat_protection else None),
-            deletion_protection=retain,
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            # As the table: retained on delete, removed when a first create rolls back (docs/deploy.md).
+            removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain else cdk.RemovalPolicy.DESTROY,
         )
         acknowledge(self.user_pool, "AwsSolutions-COG2",
                     "MFA is optional (TOTP): people sign in from the CLI with USER_PASSWORD_AUTH; machines "

@@ -1,20 +1,19 @@
-"""The model registry: the model bucket (bundles, training data, job outputs, decisions) and the champion
-pointer, an SSM parameter per stage holding `{"version": ..., "key": ...}` of the serving bundle."""
+"""The model registry: the model bucket (bundles, training data, job outputs, decisions) and the grants on the
+champion pointer, an SSM parameter per stage holding `{"version": ..., "key": ...}` of the serving bundle.
+
+The pointer is not a CloudFormation resource: CloudFormation would own its value and rewrite it to a placeholder
+on any change to its tags, description or tier, unpublishing the model on an unrelated deploy. The publish
+step creates it (docs/deploy.md), promotions move it, and the stack only grants access to its name."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra import config
 from infra.components.storage import READ_OBJECT_ACTIONS, WRITE_OBJECT_ACTIONS, grant_list, grant_objects, secure_bucket
-
-# Until a model is published (docs/deploy.md) the pointer holds no JSON: the functions answer 503
-# "model unavailable" instead of serving something arbitrary.
-UNSET_CHAMPION = "none"
 
 
 class ModelRegistry(Construct):
@@ -32,11 +31,10 @@ class ModelRegistry(Construct):
                                  expiration=cdk.Duration.days(90)),
             ],
         )
-        self.champion = ssm.StringParameter(
-            self, "Champion", parameter_name=names.champion_parameter, string_value=UNSET_CHAMPION,
-            description="The serving model of this stage: {\"version\": ..., \"key\": ...} (set by promotion)",
-            tier=ssm.ParameterTier.STANDARD,
-        )
+        # Until a model is published the parameter does not exist: the functions answer 503 "model unavailable".
+        self.champion_parameter_name = names.champion_parameter
+        self.champion_parameter_arn = cdk.Stack.of(self).format_arn(
+            service="ssm", resource="parameter", resource_name=names.champion_parameter.lstrip("/"))
 
     def grant_read(self, grantee: iam.IGrantable, *prefixes: str) -> None:
         grant_objects(self.bucket, grantee, actions=READ_OBJECT_ACTIONS, prefixes=prefixes)
@@ -47,8 +45,8 @@ class ModelRegistry(Construct):
 
     def grant_read_champion(self, grantee: iam.IGrantable) -> None:
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["ssm:GetParameter"], resources=[self.champion.parameter_arn]))
+            actions=["ssm:GetParameter"], resources=[self.champion_parameter_arn]))
 
     def grant_set_champion(self, grantee: iam.IGrantable) -> None:
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.champion.parameter_arn]))
+            actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.champion_parameter_arn]))

@@ -24,6 +24,11 @@ FIVE_MINUTES = cdk.Duration.minutes(5)
 ONE_HOUR = cdk.Duration.hours(1)
 
 
+def alarm_name_prefix(stage: str) -> str:
+    """Every alarm of a stage is named `<app>-<stage>-...`: the topic policy lets exactly these publish."""
+    return f"{config.APP_NAME}-{stage}-"
+
+
 @dataclass(frozen=True)
 class WatchedQueue:
     label: str
@@ -51,6 +56,20 @@ class Monitoring(Construct):
         ))
         self.topic = sns.Topic(self, "AlarmTopic", topic_name=names.alarm_topic, master_key=key,
                                enforce_ssl=True, display_name=f"categorizer {stage.name} alarms")
+        # enforce_ssl writes a topic policy, and a topic policy replaces SNS's default one, which is what lets
+        # same-account alarms publish: without this statement every alarm fails with "not authorized to perform
+        # SNS:Publish". Only this stack's alarms (by name prefix), only from this account.
+        stack = cdk.Stack.of(self)
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowThisStacksAlarms",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"], resources=[self.topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:"
+                                             f"alarm:{alarm_name_prefix(stage.name)}*"},
+            },
+        ))
         if stage.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(stage.alarm_email))
         self._action = cw_actions.SnsAction(self.topic)
@@ -158,7 +177,7 @@ class Monitoring(Construct):
                runbook: str) -> cw.Alarm:
         alarm = metric.create_alarm(
             self, name,
-            alarm_name=f"{config.APP_NAME}-{self._stage.name}-{name}",
+            alarm_name=f"{alarm_name_prefix(self._stage.name)}{name}",
             alarm_description=f"Runbook: {runbook}",
             threshold=threshold,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -36,6 +36,9 @@ def secure_bucket(scope: Construct, construct_id: str, *, bucket_name: str, remo
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix=f"{construct_id.lower()}/" if access_logs else None,
         removal_policy=removal_policy,
+        # A stage meant to be torn down (dev) empties its buckets on `cdk destroy`, which otherwise fails on
+        # "bucket not empty"; retained buckets (prod) keep everything.
+        auto_delete_objects=removal_policy == cdk.RemovalPolicy.DESTROY,
     )
     return bucket
 

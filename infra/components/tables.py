@@ -34,8 +34,9 @@ class Table(Construct):
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             time_to_live_attribute=spec.shape.ttl_attribute,
-            deletion_protection=retain,
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            # Retained on delete and replace, but not after a failed first create: deletion protection would
+            # stop that rollback (DeleteTable refuses), so the stack's termination protection guards it instead.
+            removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain else cdk.RemovalPolicy.DESTROY,
         )
 
     def grant(self, grantee: iam.IGrantable, *actions: str) -> None:

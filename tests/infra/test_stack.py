@@ -37,6 +37,12 @@ def _api_paths(resources: dict[str, dict]) -> dict[str, str]:
 # --- API --------------------------------------------------------------------------------------------------
 
 
+def _our_functions(synthesized, stage: str) -> dict[str, dict]:
+    """The four functions (CDK's own custom-resource providers, e.g. dev's bucket emptier, left out)."""
+    return {k: r for k, r in synthesized.resources(stage, "AWS::Lambda::Function").items()
+            if str(r["Properties"].get("FunctionName", "")).startswith(f"categorizer-{stage}-")}
+
+
 def _api_methods(resources: dict[str, dict]) -> dict[str, dict]:
     """"GET /v1/model" -> the ApiGateway::Method properties."""
     paths = _api_paths(resources)
@@ -269,8 +275,9 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
     ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket") + ".Arn"
     results = logical_id(resources, "FilesResults", "AWS::S3::Bucket") + ".Arn"
     table = logical_id(resources, "TablesFeedbackTable", "AWS::DynamoDB::GlobalTable") + ".Arn"
-    champion = logical_id(resources, "ModelsChampion", "AWS::SSM::Parameter")
-    champion_arn = f"arn:AWS::Partition:ssm:AWS::Region:AWS::AccountId:parameter{champion}"
+    stage = next(r["Properties"]["TopicName"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic")
+    stage = stage.split("-")[1]
+    champion_arn = f"arn:AWS::Partition:ssm:AWS::Region:AWS::AccountId:parameter/categorizer/{stage}/champion"
     logs = logical_id(resources, FUNCTION_PREFIX[function] + "Logs", "AWS::Logs::LogGroup") + ".Arn"
     jobs = "arn:AWS::Partition:sagemaker:AWS::Region:AWS::AccountId:training-job/categorizer-{stage}-*"
 
@@ -300,7 +307,6 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
             ("sqs:SendMessage", queue), ("s3:DeleteObject", f"{results}/{config.RESULTS_WORK_PREFIX}*")}
     failures = logical_id(resources, "LearningLoopFailures", "AWS::SQS::Queue") + ".Arn"
     send_failures = {(f"sqs:{a}", failures) for a in ("SendMessage", "GetQueueAttributes", "GetQueueUrl")}
-    stage = resources[champion]["Properties"]["Name"].split("/")[2]
     jobs = jobs.format(stage=stage)
     if function is FunctionName.START_TRAINING:
         sagemaker_role = logical_id(resources, "TrainingRole", "AWS::IAM::Role") + ".Arn"
@@ -368,7 +374,7 @@ def test_feedback_table_is_on_demand_with_pitr_encryption_and_the_api_key_design
     template = synthesized.template(stage)
     template.resource_count_is("AWS::DynamoDB::GlobalTable", 1)
     template.has_resource("AWS::DynamoDB::GlobalTable", {
-        "DeletionPolicy": "Retain" if retain else "Delete",
+        "DeletionPolicy": "RetainExceptOnCreate" if retain else "Delete",
         "Properties": Match.object_like({
             "TableName": f"categorizer-{stage}-feedback",
             "BillingMode": "PAY_PER_REQUEST",
@@ -377,7 +383,9 @@ def test_feedback_table_is_on_demand_with_pitr_encryption_and_the_api_key_design
             "GlobalSecondaryIndexes": Match.absent(),  # nothing reads by another key
             "Replicas": [Match.object_like({
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "DeletionProtectionEnabled": retain,
+                # It would make a failed first create's rollback fail (DeleteTable refuses): the retain policy
+                # and the stack's termination protection guard the data instead.
+                "DeletionProtectionEnabled": Match.absent(),
             })],
         }),
     })
@@ -399,7 +407,7 @@ def test_every_bucket_denies_plain_http_blocks_public_access_encrypts_and_expire
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
             "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
         assert props["LifecycleConfiguration"]["Rules"], bucket_id
-        assert bucket["DeletionPolicy"] == ("Retain" if stage == "prod" else "Delete")
+        assert bucket["DeletionPolicy"] == ("RetainExceptOnCreate" if stage == "prod" else "Delete")
         if bucket_id != log_bucket:
             assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": log_bucket}, bucket_id
         denies_http = [s for s in policies[bucket_id] if s["Effect"] == "Deny"
@@ -514,8 +522,8 @@ def test_batch_function_fans_out_on_its_own_ingest_queue(synthesized, stage):
     assert variables["FANOUT_BYTES"] == str(settings.fanout.fanout_bytes) == str(32 * 1024 * 1024)
     assert variables["CHUNK_ROWS"] == str(settings.fanout.chunk_rows) == "51200"
     # Only the batch function gets the queue URL (the other functions never send chunk tasks).
-    others = [r["Properties"]["Environment"]["Variables"] for r in synthesized.resources(
-        stage, "AWS::Lambda::Function").values() if r is not fn]
+    others = [r["Properties"]["Environment"]["Variables"] for r in _our_functions(synthesized, stage).values()
+              if r is not fn]
     assert others and not any("BATCH_QUEUE_URL" in v for v in others)
 
 
@@ -542,7 +550,7 @@ def test_results_bucket_aborts_incomplete_uploads_after_a_day_and_expires_fanout
 def test_every_function_traces_logs_to_its_own_group_with_retention_and_uses_the_layer(synthesized, stage):
     settings = config.load_stage(stage)
     resources = synthesized.templates[stage]["Resources"]
-    functions = synthesized.resources(stage, "AWS::Lambda::Function")
+    functions = _our_functions(synthesized, stage)
     assert len(functions) == len(FunctionName)
     layer = logical_id(resources, "CodeDependencies", "AWS::Lambda::LayerVersion")
     for function_id, function in functions.items():
@@ -614,8 +622,8 @@ def test_retraining_schedule_and_job_state_rule(synthesized, stage):
         },
         "State": "ENABLED",
     })
-    template.has_resource_properties("AWS::SSM::Parameter", {
-        "Name": f"/categorizer/{stage}/champion", "Type": "String"})
+    # The champion pointer is not a CloudFormation resource (a deploy would rewrite its value).
+    template.resource_count_is("AWS::SSM::Parameter", 0)
 
 
 def test_schedule_is_off_in_dev_and_on_in_prod(synthesized):
@@ -745,3 +753,123 @@ def test_outputs_use_the_shared_output_keys(synthesized, stage):
     outputs = synthesized.templates[stage]["Outputs"]
     # RestApi adds its own endpoint output (the same URL as ApiUrl).
     assert set(outputs) - {logical_id(outputs, "ApiEndpoint")} == {key.value for key in config.OutputKey}
+
+
+# --- What only a real account would show (docs/deploy.md, "Findings") -------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_alarm_topic_lets_this_stacks_alarms_publish_and_nothing_else(synthesized, stage):
+    """enforce_ssl replaces SNS's default topic policy: without an explicit allow, no alarm ever arrives."""
+    resources = synthesized.templates[stage]["Resources"]
+    topic = logical_id(resources, "MonitoringAlarmTopic", "AWS::SNS::Topic")
+    (policy,) = [r["Properties"] for r in resources.values()
+                 if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic} in r["Properties"]["Topics"]]
+    statements = policy["PolicyDocument"]["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == {"Ref": topic}
+    assert render(allow["Condition"]["StringEquals"]["aws:SourceAccount"]) == "AWS::AccountId"
+    assert render(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == \
+        f"arn:AWS::Partition:cloudwatch:AWS::Region:AWS::AccountId:alarm:categorizer-{stage}-*"
+    # Every alarm matches that ARN pattern and notifies this topic.
+    for alarm in synthesized.resources(stage, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmName"].startswith(f"categorizer-{stage}-")
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+    # The TLS-only deny is still there.
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+               for s in statements)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_champion_pointer_is_not_cloudformations_to_reset(synthesized, stage):
+    """A CloudFormation-owned parameter is rewritten to its template value by unrelated changes (tags,
+    description): the stack only grants access to its name; the publish step and promotions write it."""
+    template = synthesized.templates[stage]
+    assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
+    assert render(template["Outputs"]["ChampionParameter"]["Value"]) == f"/categorizer/{stage}/champion"
+
+
+def test_retained_data_survives_deletion_but_not_a_failed_first_create(synthesized):
+    """Plain Retain keeps what a failed first create made, and the retry then fails on "already exists"."""
+    retained = {k: r for k, r in synthesized.templates["prod"]["Resources"].items()
+                if r.get("DeletionPolicy", "Delete") != "Delete"}
+    kinds = {r["Type"] for r in retained.values()}
+    assert {"AWS::S3::Bucket", "AWS::DynamoDB::GlobalTable", "AWS::Cognito::UserPool", "AWS::Logs::LogGroup"} <= kinds
+    # API Gateway's account-wide CloudWatch role and setting: no name that a retry could clash with.
+    account_wide = {"AWS::IAM::Role", "AWS::ApiGateway::Account"}
+    plain = {k for k, r in retained.items() if r["DeletionPolicy"] != "RetainExceptOnCreate"
+             and r["Type"] not in account_wide}
+    assert plain == set()
+    assert all(r["UpdateReplacePolicy"] == "Retain" for r in retained.values())
+
+
+def test_dev_buckets_empty_themselves_on_destroy_and_prod_buckets_never(synthesized):
+    def emptied(stage: str) -> int:
+        return len(synthesized.resources(stage, "Custom::S3AutoDeleteObjects"))
+
+    assert (emptied("dev"), emptied("prod")) == (4, 0)
+
+
+def test_the_prod_waf_rate_limit_is_the_stage_setting_and_at_least_10000(synthesized):
+    (acl,) = synthesized.resources("prod", "AWS::WAFv2::WebACL").values()
+    (rate,) = [r for r in acl["Properties"]["Rules"] if "RateBasedStatement" in r["Statement"]]
+    limit = rate["Statement"]["RateBasedStatement"]["Limit"]
+    assert limit == config.load_stage("prod").waf_rate_limit_per_5min >= 10_000
+
+
+def test_free_text_bodies_are_counted_not_blocked_by_the_common_rule_sets_body_rules(synthesized):
+    """People write "<b>", "../" and URLs in what they classify: on those routes the XSS and file-inclusion body
+    rules count; everywhere else they block."""
+    from infra.components.api import FREE_TEXT_BODY_RULES
+
+    (acl,) = synthesized.resources("prod", "AWS::WAFv2::WebACL").values()
+    common = [r for r in acl["Properties"]["Rules"]
+              if r["Statement"].get("ManagedRuleGroupStatement", {}).get("Name") == "AWSManagedRulesCommonRuleSet"]
+    assert len(common) == 2
+
+    def paths(statement: dict) -> set[str]:
+        inner = statement.get("OrStatement", {}).get("Statements", [statement])
+        return {s["ByteMatchStatement"]["SearchString"] for s in inner}
+
+    def counted(rule: dict) -> set[str]:
+        return {o["Name"] for o in rule["Statement"]["ManagedRuleGroupStatement"].get("RuleActionOverrides", [])
+                if "Count" in o["ActionToUse"]}
+
+    everywhere, free_text = sorted(common, key=lambda r: "NotStatement" in str(r), reverse=True)
+    scope = everywhere["Statement"]["ManagedRuleGroupStatement"]["ScopeDownStatement"]["NotStatement"]["Statement"]
+    assert paths(scope) == {"/v1/classify", "/v1/feedback"}
+    assert counted(everywhere) == {"SizeRestrictions_BODY"}
+    assert paths(free_text["Statement"]["ManagedRuleGroupStatement"]["ScopeDownStatement"]) == {
+        "/v1/classify", "/v1/feedback"}
+    assert counted(free_text) == {"SizeRestrictions_BODY", *FREE_TEXT_BODY_RULES}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_gateway_errors_render_as_json_with_a_real_validation_message(synthesized, stage):
+    """API Gateway substitutes $context variables verbatim: the message must be its pre-quoted form."""
+    import json
+
+    message = 'Invalid request body: [object has missing required properties (["text"])]'
+    responses = synthesized.resources(stage, "AWS::ApiGateway::GatewayResponse").values()
+    assert responses
+    for response in responses:
+        template = response["Properties"]["ResponseTemplates"]["application/json"]
+        rendered = template.replace("$context.error.messageString", json.dumps(message))
+        assert "$context" not in rendered, template
+        body = json.loads(rendered)
+        assert set(body["error"]) == {"code", "message", "details"}
+        if response["Properties"]["ResponseType"] == "BAD_REQUEST_BODY":
+            assert body["error"]["message"] == message and response["Properties"]["StatusCode"] == "422"
+
+
+def test_skip_bundling_is_refused_for_a_deploy_and_allowed_for_synth(tmp_path):
+    from infra.app import BUNDLING_STACKS_KEY, build, new_app
+
+    deploy = new_app(outdir=str(tmp_path / "deploy"), skip_bundling="true", stage="dev",
+                     **{BUNDLING_STACKS_KEY: ["Categorizer-dev"]})  # what `cdk deploy Categorizer-dev` passes
+    with pytest.raises(ValueError, match="skip_bundling is for `cdk synth` and the tests only"):
+        build(deploy)
+    synth = new_app(outdir=str(tmp_path / "synth"), skip_bundling="true", stage="dev",
+                    **{BUNDLING_STACKS_KEY: ["**"]})  # `cdk synth`
+    assert set(build(synth)) == {"dev"}

@@ -18,6 +18,7 @@ from categorizer.registry.training_data import upload_training_data
 from tests.learning.support import (
     BUCKET,
     JOB_PREFIX,
+    PARAMETER,
     Stage,
     feedback_record,
     load_event,
@@ -203,3 +204,33 @@ def test_the_hold_out_is_uploaded_once(stage: Stage, tmp_path: Path):
     second = upload_training_data(bucket, training_prefix="training/", base_files=[other], holdout_files=[other])
     assert second == {"uploaded": [], "kept": ["training/base/tiny.csv", "training/holdout/tiny.csv"]}
     assert stage.s3.list_objects_v2(Bucket=BUCKET, Prefix="training/")["KeyCount"] == 2
+
+
+def test_a_lost_champion_pointer_is_never_a_reason_to_skip_the_gate(stage: Stage, channels, champion: str,
+                                                                    tiny_bundle: Path, tmp_path: Path,
+                                                                    lambda_context):
+    """The pointer reset to a placeholder (once, CloudFormation did this on unrelated deploys) or deleted: the
+    stage has a history, so the candidate is rejected with the repair, not promoted ungated."""
+    _, tarball = reversioned(tiny_bundle, tmp_path / "cand", "20261123-212600-c0ffee00")
+    stage.s3.upload_file(str(tarball), BUCKET, OUTPUT_KEY)
+    stage.ssm.put_parameter(Name=PARAMETER, Value="none", Type="String", Overwrite=True)
+
+    outcome = promote(load_event("training_job_completed.json"), lambda_context)
+
+    assert outcome["status"] == "rejected", outcome
+    registry = stage.registry()
+    assert registry.champion_version() is None  # nothing was made champion
+    assert "champion pointer is missing or unreadable although 1 decision(s) exist" in \
+        registry.decisions()[-1].reasons[0]
+
+
+def test_the_first_model_of_a_new_stage_serves_without_a_gate(stage: Stage, channels, tiny_bundle: Path,
+                                                              tmp_path: Path, lambda_context):
+    stage.ssm.delete_parameter(Name=PARAMETER)  # a new stage: nothing published, no pointer yet
+    _, tarball = reversioned(tiny_bundle, tmp_path / "first", "20261123-212600-f1257000")
+    stage.s3.upload_file(str(tarball), BUCKET, OUTPUT_KEY)
+
+    outcome = promote(load_event("training_job_completed.json"), lambda_context)
+
+    assert outcome["status"] == "promoted", outcome
+    assert stage.registry().champion_version() == "20261123-212600-f1257000"

@@ -181,9 +181,19 @@ def _decide(state: TrainingJobState, candidate: Bundle, tarball: Path, champion:
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
             reasons=("the candidate is already the champion",), **details))
     if champion is None:
+        earlier = [d for d in registry.decisions() if d.job_name != state.job_name]
+        if earlier:
+            # A stage with a history has a champion: a missing or unreadable pointer is an outage to repair,
+            # never a reason to promote without the gate.
+            return _outcome(PromotionStatus.REJECTED, state, registry.record(Decision(
+                action=Action.REJECTED, version=candidate.version, previous_champion=None, actor=deps.actor,
+                reasons=(f"the champion pointer is missing or unreadable although {len(earlier)} decision(s) exist; "
+                         "restore it (`categorizer model rollback --to VERSION`) and retrain; a candidate is never "
+                         "promoted without the gate",), **details)),
+                consecutive_rejections=registry.rejections_since_last_change())
         return _outcome(PromotionStatus.PROMOTED, state, registry.promote(
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
-            reasons=("no champion to compare with: the first model serves",), **details))
+            reasons=("no champion to compare with and no decision yet: the first model serves",), **details))
 
     review = review_registered(candidate.version, deps, candidate=candidate)
     details = {"job_name": state.job_name, "candidate_metrics": review.candidate.summary(),
