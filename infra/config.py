@@ -459,25 +459,45 @@ def training_image_uri(*, repository: str, tag: str, region: str, registry_accou
     return f"{registry_account}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
 
 
-# AWS Deep Learning Containers registry accounts (aws/deep-learning-containers, available_images.md);
-# every other listed commercial region uses 763104351884.
+# AWS Deep Learning Containers registry accounts of the commercial partition (aws/deep-learning-containers
+# available_images.md and the SageMaker Python SDK's image_uri_config; the China and GovCloud partitions use
+# other hosts and are not supported by this stack). Regions opened after 2019 have a registry of their own.
+DLC_DEFAULT_ACCOUNT = "763104351884"
 DLC_REGISTRY_ACCOUNTS: dict[str, str] = {
+    **dict.fromkeys((
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1",
+        "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1",
+        "ap-northeast-2", "ap-southeast-1", "ap-southeast-2"), DLC_DEFAULT_ACCOUNT),
     "af-south-1": "626614931356",
     "ap-east-1": "871362719292",
+    "ap-east-2": "975050140332",
     "ap-northeast-3": "364406365360",
+    "ap-south-2": "772153158452",
     "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ap-southeast-5": "550225433462",
+    "ap-southeast-7": "590183813437",
+    "ca-west-1": "204538143572",
+    "eu-central-2": "380420809688",
     "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
     "me-central-1": "914824155844",
     "me-south-1": "217643126080",
+    "mx-central-1": "637423239942",
 }
-DLC_DEFAULT_ACCOUNT = "763104351884"
-DLC_REGIONS = (
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2",
-    "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
-    "ap-southeast-1", "ap-southeast-2", *DLC_REGISTRY_ACCOUNTS,
-)
+DLC_REGIONS = tuple(sorted(DLC_REGISTRY_ACCOUNTS))
+
+
+class UnsupportedRegionError(ValueError):
+    """No Deep Learning Containers image for this region: the training job could not start there."""
 
 
 def dlc_account(region: str) -> str:
-    return DLC_REGISTRY_ACCOUNTS.get(region, DLC_DEFAULT_ACCOUNT)
+    try:
+        return DLC_REGISTRY_ACCOUNTS[region]
+    except KeyError:
+        raise UnsupportedRegionError(
+            f"no AWS Deep Learning Containers training image in {region}: deploy to one of "
+            f"{', '.join(DLC_REGIONS)}") from None
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from categorizer_cli import model_commands, registry_commands, stack_commands
+from categorizer_cli import model_commands, preflight, registry_commands, stack_commands
 from categorizer_cli.paths import DEFAULT_MODEL
 
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify_file.set_defaults(func=run_classify_file)
 
     stack_commands.add_parsers(sub)
+    preflight.add_parser(sub)
     registry_commands.add_retrain_parser(sub)
 
     bench = sub.add_parser("bench", help="benchmark the engine against TF-IDF+RF and PyTorch peers")

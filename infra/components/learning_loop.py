@@ -57,11 +57,16 @@ class TrainingResources(Construct):
                 local=TrainingSourceBundling(), output_type=cdk.BundlingOutput.SINGLE_FILE,
             ),
         )
-        registry = cdk.CfnMapping(self, "DlcRegistry", mapping={
-            region: {"account": config.dlc_account(region)} for region in config.DLC_REGIONS})
-        registry_account = registry.find_in_map(cdk.Aws.REGION, "account")
+        if cdk.Token.is_unresolved(stack.region):
+            # An environment-agnostic stack: the region is known at deploy time, so look it up there (a region
+            # without an image then fails on the lookup; `categorizer preflight` says so before any deploy).
+            registry = cdk.CfnMapping(self, "DlcRegistry", mapping={
+                region: {"account": account} for region, account in config.DLC_REGISTRY_ACCOUNTS.items()})
+            registry_account = registry.find_in_map(cdk.Aws.REGION, "account")
+        else:
+            registry_account = config.dlc_account(stack.region)  # a region without an image fails the synth
         self.image_uri = config.training_image_uri(
-            repository=stage.training_image_repository, tag=stage.training_image_tag, region=cdk.Aws.REGION,
+            repository=stage.training_image_repository, tag=stage.training_image_tag, region=stack.region,
             registry_account=registry_account)
         job_arn_pattern = stack.format_arn(service="sagemaker", resource="training-job",
                                            resource_name=f"{names.training_job_prefix}-*")
