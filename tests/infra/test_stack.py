@@ -873,3 +873,38 @@ def test_skip_bundling_is_refused_for_a_deploy_and_allowed_for_synth(tmp_path):
     synth = new_app(outdir=str(tmp_path / "synth"), skip_bundling="true", stage="dev",
                     **{BUNDLING_STACKS_KEY: ["**"]})  # `cdk synth`
     assert set(build(synth)) == {"dev"}
+
+
+def _stack_in(region: str, tmp_path):
+    import aws_cdk as cdk
+
+    from infra.app import BUNDLING_STACKS_KEY, new_app
+    from infra.stack import CategorizerStack
+
+    app = new_app(outdir=str(tmp_path / region), **{BUNDLING_STACKS_KEY: []})
+    return CategorizerStack(app, f"Categorizer-dev-{region}", stage=config.load_stage("dev"),
+                            env=cdk.Environment(account="123456789012", region=region))
+
+
+def test_a_stack_whose_region_is_known_gets_that_regions_training_image(tmp_path):
+    from aws_cdk.assertions import Template
+
+    template = Template.from_stack(_stack_in("eu-central-2", tmp_path)).to_json()
+    (start,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+                and r["Properties"].get("FunctionName") == "categorizer-dev-start-training"]
+    image = start["Properties"]["Environment"]["Variables"]["TRAINING_IMAGE_URI"]
+    assert image.startswith("380420809688.dkr.ecr.eu-central-2.amazonaws.com/pytorch-training:")
+
+
+def test_a_region_without_a_training_image_fails_the_synth_not_the_deploy(tmp_path):
+    with pytest.raises(config.UnsupportedRegionError, match="no AWS Deep Learning Containers training image"):
+        _stack_in("cn-north-1", tmp_path)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_an_environment_agnostic_stack_maps_every_image_region(synthesized, stage):
+    mappings = synthesized.templates[stage]["Mappings"]
+    (registry,) = [m for name, m in mappings.items() if name.startswith("TrainingDlcRegistry")]
+    assert {region: v["account"] for region, v in registry.items()} == config.DLC_REGISTRY_ACCOUNTS
+    assert {"eu-central-2", "eu-south-2", "il-central-1", "ca-west-1", "ap-southeast-4", "ap-southeast-5",
+            "mx-central-1"} <= set(registry)

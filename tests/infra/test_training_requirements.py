@@ -44,9 +44,10 @@ def test_a_model_builds_in_a_virtualenv_made_from_exactly_the_jobs_requirements(
     assert install.returncode == 0, install.stderr[-3000:]
     script = (
         "import sys; sys.path[:0] = [{functions!r}, {root!r}]\n"
+        "from pathlib import Path\n"
         "from model_build.pipeline import BuildRequest, build\n"
         "from model_build.recipe import FAST\n"
-        "build(BuildRequest(train_files=[{data!r}], bundle_dir={out!r}, recipe=FAST, progress=False))\n"
+        "build(BuildRequest(train_files=[Path({data!r})], bundle_dir=Path({out!r}), recipe=FAST, progress=False))\n"
     ).format(functions=str(ROOT / "functions"), root=str(ROOT), data=str(TEST_DATA / "tiny.csv"),
              out=str(tmp_path / "bundle"))
     built = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=False, timeout=900)
