@@ -4,11 +4,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Two models that never overwrite each other: tests use the quick `--fast` build in artifacts/model; `make up`
+# and `make bench` serve the default recipe (the README's figures), built in its own artifacts/served tree.
 MODEL := artifacts/model/manifest.json
+SERVED_ARTIFACTS := artifacts/served
+SERVED := $(SERVED_ARTIFACTS)/model/manifest.json
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install model model-full up down test lint bench load clean synth browser
+.PHONY: help install model served-model up down test lint bench load clean synth browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -25,13 +29,15 @@ install: $(STAMP)  ## create .venv with everything
 $(MODEL): | $(STAMP)
 	$(BIN)/categorizer model build --fast
 
-model: $(MODEL)  ## build the default model (--fast) if none exists
+$(SERVED): | $(STAMP)
+	CATEGORIZER_ARTIFACTS=$(SERVED_ARTIFACTS) $(BIN)/categorizer model build
 
-model-full: $(STAMP)  ## build the full-recipe default model (fine-tunes the encoder)
-	$(BIN)/categorizer model build
+model: $(MODEL)  ## build the tests' model (--fast recipe) if none exists
 
-up: $(MODEL)  ## run the whole system locally in the background (embedded AWS on 127.0.0.1)
-	$(BIN)/categorizer up
+served-model: $(SERVED)  ## build the served model (default recipe, ~1-3 min) if none exists
+
+up: $(SERVED)  ## run the whole system locally in the background (embedded AWS on 127.0.0.1), default recipe
+	CATEGORIZER_ARTIFACTS=$(SERVED_ARTIFACTS) $(BIN)/categorizer up
 
 down:  ## stop the local system (state is kept in .local/)
 	@if [ -x $(BIN)/categorizer ]; then $(BIN)/categorizer down; else echo "not installed"; fi
@@ -46,8 +52,8 @@ test: $(MODEL) browser  ## run the test suite
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(MODEL)  ## engine benchmark against its peers (writes bench/results/)
-	$(BIN)/categorizer bench
+bench: $(SERVED)  ## engine benchmark of the served model against its peers (writes bench/results/)
+	$(BIN)/categorizer bench --model $(SERVED_ARTIFACTS)/model
 
 node_modules/.bin/cdk: package.json
 	npm install --no-audit --no-fund --loglevel=error

@@ -1,4 +1,11 @@
-"""Classify texts with a bundle's ONNX model: raw token ids in, class probabilities out."""
+"""Classify texts with a bundle's ONNX model: raw token ids in, class probabilities out.
+
+Every text runs through the model on its own (batch of one, no padding). The int8 model quantizes its
+activations dynamically, one scale per tensor, so a text sharing a forward pass with others would get
+probabilities that depend on its neighbours and the padding. Alone, a text's probabilities are a function of
+the text only: the same in the API, a dropped file, the CLI, in any order and with any thread count
+(docs/model.md, "Engine", has the measurements behind this choice).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +22,6 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from categorizer.engine.bundle import Bundle, load_bundle
-
-# Sorted-by-length chunks of this size keep padding waste low (random batches of 64 pad ~3x the work).
-DEFAULT_CHUNK_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,13 @@ def run_length_sorted(session: ort.InferenceSession, id_lists: Sequence[list[int
         yield from zip(chunk, run_chunk(session, id_lists, chunk), strict=True)
 
 
+def run_one(session: ort.InferenceSession, ids: list[int]) -> np.ndarray:
+    """One text's forward pass (batch of one, no padding): its output depends on its ids only."""
+    input_ids = np.array([ids], dtype=np.int64)
+    (outputs,) = session.run(None, {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)})
+    return outputs[0]
+
+
 def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
@@ -106,18 +117,17 @@ def normalize_text(text: str) -> str:
 class Classifier:
     """Parallelism is explicit: `threads` single-threaded ONNX sessions, never a count guessed from affinity.
 
-    Small calls run on one session. Larger calls spread their length-sorted chunks over `threads` sessions
-    in parallel threads (onnxruntime releases the GIL): on short texts this measured faster than one session
-    with several intra-op threads, whose synchronisation costs more than the tiny matrices save.
+    Each text is its own forward pass (see the module docstring). Calls with several texts spread them over
+    `threads` sessions in parallel threads (onnxruntime releases the GIL); every session runs one intra-op
+    thread, so the arithmetic, and so the probabilities, never depend on the thread count.
     """
 
-    def __init__(self, bundle: Bundle, *, threads: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, bundle: Bundle, *, threads: int | None = None):
         self.bundle = bundle
         self.labels = bundle.labels
         self.version = bundle.version
         self.review_threshold = bundle.review_threshold
         self.max_tokens = bundle.max_tokens
-        self.chunk_size = chunk_size
         self.threads = threads or available_cpus()
         self._model_path = bundle.file("model.onnx")
         self._session = create_session(self._model_path, threads=1)
@@ -164,21 +174,21 @@ class Classifier:
         return out
 
     def _run_sorted(self, items: list[_Encoded]):
-        ids = [item.ids for item in items]
-        chunks = length_sorted_chunks(ids, self.chunk_size)
-        if self.threads == 1 or len(chunks) < 2:
-            for chunk in chunks:
-                yield from ((items[p], row) for p, row in zip(chunk, run_chunk(self._session, ids, chunk), strict=True))
+        """Yield (item, probabilities) for every item, each text alone; longest first balances the workers."""
+        if self.threads == 1 or len(items) < 2:
+            session = self._session
+            yield from ((item, run_one(session, item.ids)) for item in items)
             return
         sessions, pool = self._parallel()
-        shares = [chunks[worker :: len(sessions)] for worker in range(len(sessions))]
+        order = sorted(items, key=lambda item: -len(item.ids))
+        shares = [order[worker :: len(sessions)] for worker in range(len(sessions))]
 
-        def work(worker: int) -> list[tuple[int, np.ndarray]]:
-            return [pair for chunk in shares[worker]
-                    for pair in zip(chunk, run_chunk(sessions[worker], ids, chunk), strict=True)]
+        def work(worker: int) -> list[tuple[_Encoded, np.ndarray]]:
+            session = sessions[worker]
+            return [(item, run_one(session, item.ids)) for item in shares[worker]]
 
         for pairs in pool.map(work, range(len(sessions))):
-            yield from ((items[position], row) for position, row in pairs)
+            yield from pairs
 
     def _parallel(self) -> tuple[list[ort.InferenceSession], ThreadPoolExecutor]:
         """Extra sessions are made on the first large call, keeping cold start to one session."""

@@ -1,0 +1,89 @@
+"""A text's probabilities depend on the text only: not on its batch, its neighbours, their order or threads.
+
+The int8 model quantizes activations dynamically (one scale per tensor), so the engine runs every text as its
+own forward pass; these tests hold it to that: any batch, any order, 1 or N threads gives each text exactly
+its alone-probabilities (within 1e-6), and an evaluation report cannot depend on row order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from categorizer.engine import Classifier, Prediction
+from model_build.evaluate import evaluate
+
+# Short and long, near-duplicates and unrelated: texts whose lengths (and so padding) differ a lot.
+POOL = (
+    "my card was stolen yesterday",
+    "when does my card arrive",
+    "what is the euro exchange rate",
+    "card",
+    "I lost my card on the train and I need a new one as soon as possible, it had all my money on it",
+    "exchange rate for dollars to pounds today please",
+    "still waiting for the card you sent me two weeks ago, where is it?",
+    "stolen",
+    "Café: is the rate for € better on weekdays?",
+    "how long until a new card shows up in the mail",
+    "someone took my wallet with my card",
+    "rate",
+)
+TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_bundle: Path) -> dict[int, Classifier]:
+    return {threads: Classifier.from_path(tiny_bundle, threads=threads) for threads in (1, 2, 3)}
+
+
+@pytest.fixture(scope="module")
+def alone(engines: dict[int, Classifier]) -> dict[str, np.ndarray]:
+    """Each pool text's probabilities when classified on its own, on one thread."""
+    return {text: engines[1].probabilities([text])[0] for text in POOL}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.sampled_from(POOL), min_size=1, max_size=24), threads=st.sampled_from((1, 2, 3)))
+def test_each_text_gets_its_alone_probabilities_in_any_batch(engines, alone, batch, threads):
+    probabilities = engines[threads].probabilities(batch)
+    for text, row in zip(batch, probabilities, strict=True):
+        assert np.max(np.abs(row - alone[text])) <= TOLERANCE, text
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(POOL), threads=st.sampled_from((1, 2, 3)))
+def test_classify_labels_and_scores_do_not_depend_on_order(engines, order, threads):
+    reference = {text: result for text, result in zip(POOL, engines[1].classify(list(POOL)), strict=True)}
+    for text, result in zip(order, engines[threads].classify(list(order)), strict=True):
+        assert isinstance(result, Prediction)
+        assert result.label == reference[text].label
+        assert result.top_k == reference[text].top_k
+
+
+def test_evaluation_report_does_not_depend_on_row_order(engines):
+    truth = {"my card was stolen yesterday": "lost_or_stolen_card", "stolen": "lost_or_stolen_card",
+             "someone took my wallet with my card": "lost_or_stolen_card",
+             "when does my card arrive": "card_arrival",
+             "how long until a new card shows up in the mail": "card_arrival",
+             "still waiting for the card you sent me two weeks ago, where is it?": "card_arrival",
+             "card": "card_arrival", "rate": "exchange_rate", "what is the euro exchange rate": "exchange_rate",
+             "exchange rate for dollars to pounds today please": "exchange_rate",
+             "Café: is the rate for € better on weekdays?": "exchange_rate"}
+    texts = list(truth)
+    classifier = engines[2]
+    reports = []
+    for seed in range(4):
+        order = np.random.default_rng(seed).permutation(len(texts)) if seed else np.arange(len(texts))
+        shuffled = [texts[i] for i in order]
+        reports.append(evaluate(classifier.probabilities(shuffled), [truth[t] for t in shuffled], classifier.labels))
+    for report in reports[1:]:
+        assert report["accuracy"] == reports[0]["accuracy"]
+        assert report["macro_f1"] == reports[0]["macro_f1"]
+        assert report["per_class"] == reports[0]["per_class"]
+        assert report["confusion_matrix"] == reports[0]["confusion_matrix"]
+        assert report["ece"] == pytest.approx(reports[0]["ece"], abs=1e-12)  # float sums in another order
+        assert report["review"]["threshold"] == reports[0]["review"]["threshold"]
