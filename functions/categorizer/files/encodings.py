@@ -77,11 +77,14 @@ def detect_encoding(sample: bytes) -> TextEncoding:
 
         matches = list(from_bytes(sample, cp_isolation=list(SINGLE_BYTE_CANDIDATES)))
         if matches:
+            # A match stands for every candidate that decodes the sample to the same text
+            # (could_be_from_charset); among the least chaotic, the most common candidate wins.
             least = min(match.chaos for match in matches)
-            best = min((match for match in matches if match.chaos <= least + 0.01),
-                       key=lambda match: SINGLE_BYTE_CANDIDATES.index(_codec_name(match.encoding)))
-            codec = _codec_name(best.encoding)
-            return TextEncoding(codec, codec, round(1.0 - best.chaos, 3))
+            fitting = {_codec_name(name): match for match in matches if match.chaos <= least + 0.01
+                       for name in match.could_be_from_charset}
+            codec = min(fitting, key=lambda name: SINGLE_BYTE_CANDIDATES.index(name)
+                        if name in SINGLE_BYTE_CANDIDATES else len(SINGLE_BYTE_CANDIDATES))
+            return TextEncoding(codec, codec, round(1.0 - fitting[codec].chaos, 3))
     return TextEncoding("utf-8", "utf-8", 0.0, decided=False)
 
 

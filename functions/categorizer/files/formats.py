@@ -110,8 +110,8 @@ def detect_format(file_name: str) -> FileSpec:
         raise FileFailure("unknown_format", f"{base!r}: unsupported extension; use .csv, .tsv, .json, .jsonl "
                                             "or .ndjson, optionally followed by .gz, or .xlsx")
     if file_format is FileFormat.XLSX and gzip:
-        raise FileFailure("unknown_format", f"{base!r}: a workbook is already compressed; upload the .xlsx (or a .csv) "
-                                            "without .gz")
+        raise FileFailure("unknown_format", f"{base!r}: a workbook is already compressed; upload the .xlsx "
+                                            "without .gz (or a .csv.gz)")
     stem = ".".join(parts[:format_index])
     extension = ".".join(parts[format_index:])
     return FileSpec(format=file_format, gzip=gzip, stem=stem, extension=extension)
