@@ -38,7 +38,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     filename: str = Field(min_length=1, max_length=MAX_NAME_CHARS,
-                          description="The file's name; its extension picks the format (.csv, .json, .jsonl, "
+                          description="The file's name; its extension picks the format (.csv, .json, .jsonl, .xlsx, "
                                       "optionally .gz)")
 
 
@@ -127,7 +127,7 @@ async def create_upload(body: UploadRequest, caller: ClassifyCaller, settings: S
     name = clean_filename(body.filename)
     _, failure = file_spec_or_failure(name)
     if failure is not None:
-        raise HTTPException(422, f"{failure.message} (supported: .csv, .json, .jsonl, each optionally .gz)")
+        raise HTTPException(422, f"{failure.message} (supported: .csv, .json, .jsonl, each optionally .gz, and .xlsx)")
     upload_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
     key = f"{user_prefix(settings, caller.subject)}{upload_id}/{name}"
     try:
