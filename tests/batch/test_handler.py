@@ -204,7 +204,8 @@ def test_poison_file_is_reported_once_and_never_retried(aws, lambda_context, cap
      "results/bomb.errors.csv.gz"),
     ("ingest/cut.csv.gz", gzip.compress(b"text\n" + b"my card\n" * 100)[:-12], "truncated_gzip",
      "results/cut.errors.csv.gz"),
-    ("ingest/sheet.xlsx", b"PK\x03\x04 not a csv", "unknown_format", "results/sheet.xlsx.errors.jsonl"),
+    ("ingest/sheet.ods", b"PK\x03\x04 not a csv", "unknown_format", "results/sheet.ods.errors.jsonl"),
+    ("ingest/sheet.xlsx", b"PK\x03\x04 cut short", "corrupt_workbook", "results/sheet.errors.csv"),
 ])
 def test_whole_file_failures_get_a_report_and_a_failed_manifest(aws, lambda_context, key, body, reason, errors_key):
     assert aws.upload_and_deliver(key, body, lambda_context) == {"batchItemFailures": []}
