@@ -66,8 +66,8 @@ def main() -> int:
         s3.create_bucket(Bucket="bench-results")
         s3.upload_file(str(source), "bench-ingest", "ingest/big.xlsx")
         head = s3.head_object(Bucket="bench-ingest", Key="ingest/big.xlsx")
-        event = ObjectCreated(bucket="bench-ingest", key="ingest/big.xlsx", etag=head["ETag"].strip('"'), version_id=None,
-                              size=size, sequencer=None, event_name="ObjectCreated:Put")
+        event = ObjectCreated(bucket="bench-ingest", key="ingest/big.xlsx", etag=head["ETag"].strip('"'),
+                              version_id=None, size=size, sequencer=None, event_name="ObjectCreated:Put")
         deps = JobDependencies(settings=Settings.from_env(), objects=S3Objects(s3), get_classifier=lambda: classifier)
         before = _rss_mb()
         started = time.perf_counter()
@@ -77,15 +77,17 @@ def main() -> int:
         summary = outcome.summary
     load = os.getloadavg()
     assert summary is not None and summary.rows_in == summary.rows_classified + summary.rows_rejected
+    model = args.model.resolve().name
+    counts = f"{summary.rows_in:,} in = {summary.rows_classified:,} classified + {summary.rows_rejected:,} rejected"
     report = f"""# {args.rows:,}-row .xlsx through the batch job path: peak memory
 
 Command: `.venv/bin/python bench/xlsx_memory.py --rows {args.rows}` ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC,
-load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on the shared 2-core machine; model {args.model.resolve().name}).
+load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on the shared 2-core machine; model {model}).
 
 | what | figure |
 |---|---|
 | workbook | {args.rows:,} rows x 5 columns, {size / 1e6:.1f} MB (generated in {generate_seconds:.0f} s) |
-| outcome | {outcome.status}: {summary.rows_in:,} in = {summary.rows_classified:,} classified + {summary.rows_rejected:,} rejected |
+| outcome | {outcome.status}: {counts} |
 | RSS before the job (model loaded, input also held by moto in this process) | {before:,.0f} MB |
 | **peak RSS of the process (ru_maxrss)** | **{peak:,.0f} MB** |
 | batch function memory (infra/config.py) | {BATCH_MEMORY_MB:,} MB ({peak / BATCH_MEMORY_MB:.0%} used) |
