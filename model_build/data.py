@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from categorizer.files.rows import describe_columns, parse_text_columns
 from categorizer.files.text_columns import join_text_columns
 
 
@@ -64,18 +65,25 @@ def _records(path: Path) -> Iterator[dict]:
         raise DataError(f"{path}: unknown format (use .csv, .json, .jsonl)")
 
 
-def read_labelled(path: Path, *, text_columns: Sequence[str] = ("text",), label_column: str = "category",
+def text_columns_or_error(value: str | Sequence[str]) -> tuple[str, ...]:
+    """The text columns as written on the command line ('a,b', 'a b', ['a', 'b']): files.rows' rule."""
+    try:
+        return parse_text_columns(value)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
+
+
+def read_labelled(path: Path, *, text_columns: str | Sequence[str] = ("text",), label_column: str = "category",
                   weight: float = 1.0) -> LabelledData:
     """Rows with an empty text or label are skipped (counted in the error), not guessed at."""
+    text_columns = text_columns_or_error(text_columns)
     texts, labels = [], []
     checked_columns = False
     for record in _records(path):
         if not isinstance(record, dict):
             raise DataError(f"{path}: every record must be an object")
         if not checked_columns:
-            missing = [c for c in (*text_columns, label_column) if c not in record]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {missing}; it has {sorted(record)}")
+            _check_columns(path, record, text_columns, label_column)
             checked_columns = True
         text = join_text_columns([record.get(c) for c in text_columns])
         label = str(record.get(label_column) or "").strip()
@@ -85,6 +93,16 @@ def read_labelled(path: Path, *, text_columns: Sequence[str] = ("text",), label_
     if not texts:
         raise DataError(f"{path}: no usable rows (need non-empty text and label)")
     return LabelledData(texts, labels, [weight] * len(texts))
+
+
+def _check_columns(path: Path, record: dict, text_columns: Sequence[str], label_column: str) -> None:
+    has = f"it has {describe_columns(list(record))}"
+    missing = [column for column in text_columns if column not in record]
+    if missing:
+        raise DataError(f"{path}: no text column {describe_columns(missing)}; {has}. "
+                        "Pick them with --text-column NAME[,NAME...]")
+    if label_column not in record:
+        raise DataError(f"{path}: no label column {label_column!r}; {has}. Pick it with --label-column NAME")
 
 
 def stratified_split(data: LabelledData, *, fraction: float, seed: int) -> tuple[LabelledData, LabelledData]:

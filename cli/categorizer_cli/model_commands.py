@@ -17,7 +17,8 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true", help="head on the frozen encoder only (minutes)")
     p.add_argument("--data", type=Path, nargs="+", help="labelled CSV / JSON / JSONL training file(s)")
     p.add_argument("--test", type=Path, help="evaluation file (default: a stratified 20%% split of --data)")
-    p.add_argument("--text-column", nargs="+", default=["text"], help="one or several text columns (joined)")
+    p.add_argument("--text-column", nargs="+", default=["text"],
+                   help="one or several text columns, joined: 'title,description' or 'title description'")
     p.add_argument("--label-column", default="category")
     p.add_argument("--fine-tune-epochs", type=int,
                    help="encoder fine-tuning epochs (default 0: frozen encoder; 2 scored best on validation)")
@@ -32,7 +33,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a bundle on a labelled file")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--data", type=Path, default=DATA_DIR / "test.csv")
-    p.add_argument("--text-column", nargs="+", default=["text"])
+    p.add_argument("--text-column", nargs="+", default=["text"], help="text column(s): 'a,b' or 'a b'")
     p.add_argument("--label-column", default="category")
     p.add_argument("--out", type=Path, help="write report.md, metrics.json and plots here")
     p.set_defaults(func=run_eval)
@@ -40,9 +41,12 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from model_build.bundle import make_tarball
+    from model_build.data import text_columns_or_error
     from model_build.pipeline import BuildRequest, build
     from model_build.recipe import FAST, FULL
 
+    text_columns = text_columns_or_error(args.text_column)
+    _check_inputs([*(args.data or []), *([args.test] if args.test else [])])
     _quiet_build_logs()
     recipe = FAST if args.fast else FULL
     overrides = dict(item.split("=", 1) for item in args.set)
@@ -56,7 +60,7 @@ def run_build(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=args.out))  # two builds never share a folder
     request = BuildRequest(train_files=train_files, test_file=test_file, bundle_dir=staging, recipe=recipe,
-                           text_columns=args.text_column, label_column=args.label_column,
+                           text_columns=text_columns, label_column=args.label_column,
                            **({"threads": args.threads} if args.threads else {}))
     result = build(request)
     final = args.out / result.version
@@ -87,10 +91,20 @@ def _point_default_at(bundle_dir: Path) -> None:
     tmp.replace(DEFAULT_MODEL)  # atomic: readers see the old or the new model, never none
 
 
+def _check_inputs(paths: list[Path]) -> None:
+    """Fail before minutes of model loading, not after."""
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(2, "No such file", str(path))
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    from model_build.data import text_columns_or_error
     from model_build.pipeline import evaluate_bundle
 
-    metrics = evaluate_bundle(args.model, args.data, text_columns=args.text_column,
+    text_columns = text_columns_or_error(args.text_column)
+    _check_inputs([args.data])
+    metrics = evaluate_bundle(args.model, args.data, text_columns=text_columns,
                               label_column=args.label_column, out_dir=args.out)
     summary = {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "ece")} | {"review": metrics["review"]}
     print(json.dumps(summary, indent=1))

@@ -1,4 +1,4 @@
-"""`categorizer up|down|status|token|feedback|drop|retrain`: run and use a stage (local or deployed)."""
+"""`categorizer up|down|status|token|feedback|drop|files|retrain`: run and use a stage (local or deployed)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 from categorizer_cli.local.config import LocalConfig
 from categorizer_cli.stack_client import Stack, StackError, wait_for
 
+SAME_FOLDER = Path("\0same-folder")  # `--download` without DIR: next to the input file
+CLI_FOLDER = "cli/"  # `drop` uploads to <ingest prefix>cli/<name>; `files` lists that folder
 TRY_COMMANDS = (
     '.venv/bin/categorizer classify "I still have not received my new card"',
     ".venv/bin/categorizer drop examples/support-messages.csv",
@@ -44,11 +46,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     feedback.add_argument("--correct", required=True, help="the right label")
     feedback.add_argument("--comment")
     feedback.set_defaults(func=run_feedback)
-    drop = with_outputs(sub.add_parser("drop", help="upload a CSV/JSON/JSONL file and wait for its results"))
+    drop = with_outputs(sub.add_parser("drop", help="upload a CSV/JSON/JSONL/.xlsx file and wait for its results"))
     drop.add_argument("file", type=Path)
-    drop.add_argument("--text-column", nargs="+", help="text column(s) (default: text)")
+    drop.add_argument("--text-column", nargs="+", help="text column(s): 'a,b' or 'a b' (default: text)")
+    drop.add_argument("--sheet", help="the sheet of an .xlsx file (default: the first)")
+    drop.add_argument("--download", type=Path, nargs="?", const=SAME_FOLDER, metavar="DIR",
+                      help="download results, errors and manifest next to the file (or into DIR)")
     drop.add_argument("--timeout", type=float, default=600)
     drop.set_defaults(func=run_drop)
+    files = with_outputs(sub.add_parser("files", help="your recent files and their status"))
+    files.add_argument("--limit", type=int, default=20)
+    files.set_defaults(func=run_files)
 
 
 # ---------------------------------------------------------------------- up / down
@@ -167,23 +175,33 @@ def run_feedback(args: argparse.Namespace) -> int:
 
 def run_drop(args: argparse.Namespace) -> int:
     from categorizer.batch.keys import file_spec_or_failure, plan_output_keys
+    from categorizer.files.formats import detect_format
+    from categorizer.files.rows import parse_text_columns
+    from categorizer_cli.progress import Progress
     from infra.config import INGEST_PREFIX, RESULTS_PREFIX
 
     if not args.file.is_file():
-        print(f"no such file: {args.file}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(2, "No such file", str(args.file))
+    detect_format(args.file.name)  # an unsupported name fails here, before the upload
+    metadata = {}
+    if args.text_column:
+        metadata["text-columns"] = _metadata_columns(parse_text_columns(args.text_column))
+    if args.sheet:
+        metadata["sheet"] = args.sheet
     stack = Stack.load(args.outputs)
     s3 = stack.aws("s3")
     ingest, results = stack.get("IngestBucket"), stack.get("ResultsBucket")
-    key = f"{INGEST_PREFIX}cli/{args.file.name}"
-    extra = {"Metadata": {"text-columns": ",".join(args.text_column)}} if args.text_column else {}
-    s3.upload_file(str(args.file), ingest, key, ExtraArgs=extra)
+    s3.head_bucket(Bucket=ingest)  # a stack that is not running fails here, in one line
+    key = f"{INGEST_PREFIX}{CLI_FOLDER}{args.file.name}"
+    s3.upload_file(str(args.file), ingest, key, ExtraArgs={"Metadata": metadata} if metadata else None)
     head = s3.head_object(Bucket=ingest, Key=key)
     etag, version = head["ETag"].strip('"'), head.get("VersionId")
     spec, _ = file_spec_or_failure(key)
     keys = plan_output_keys(bucket=ingest, key=key, spec=spec, ingest_prefix=INGEST_PREFIX,
                             results_prefix=RESULTS_PREFIX, results_bucket=results)
-    print(f"uploaded s3://{ingest}/{key} ({head['ContentLength']:,} bytes); waiting for results", end="", flush=True)
+    print(f"uploaded s3://{ingest}/{key} ({head['ContentLength']:,} bytes); waiting for results", file=sys.stderr)
+    rows = _estimated_rows(args.file)
+    progress = Progress("waiting", total=rows)
 
     def manifest_for_this_upload():
         try:
@@ -195,22 +213,113 @@ def run_drop(args: argparse.Namespace) -> int:
             return body if recorded["version_id"] == version else None
         return body if recorded.get("etag", "").strip('"') == etag else None
 
+    # The function publishes nothing until the manifest; for a long file the line shows the time spent.
     manifest = wait_for(manifest_for_this_upload, timeout=args.timeout, interval=1.0,
-                        on_tick=lambda: print(".", end="", flush=True))
-    print()
+                        on_tick=lambda: progress.update(0))
+    progress.done()
     if manifest is None:
-        print(f"no results after {args.timeout:.0f}s; see `categorizer status`", file=sys.stderr)
-        return 1
+        raise StackError(f"no results after {args.timeout:.0f}s (the file is still queued or processing); "
+                         "see `categorizer files` and `categorizer status`")
     print(f"status      {manifest['status']}")
-    print(f"rows        {manifest['rows_in']} in, {manifest['rows_classified']} classified, "
-          f"{manifest['rows_rejected']} rejected")
+    if manifest.get("failure"):
+        print(f"failure     {manifest['failure']['message']} ({manifest['failure']['reason']})")
+    print(f"rows        {manifest['rows_in']:,} in, {manifest['rows_classified']:,} classified, "
+          f"{manifest['rows_rejected']:,} rejected")
+    if manifest.get("encoding") and manifest["encoding"] != "utf-8":
+        print(f"encoding    {manifest['encoding']} (confidence {manifest.get('encoding_confidence')})")
     top = sorted(manifest.get("counts", {}).items(), key=lambda kv: -kv[1])[:5]
     if top:
         print("top labels  " + ", ".join(f"{label} {count}" for label, count in top))
-    print(f"results     s3://{keys.bucket}/{keys.results}")
-    print(f"errors      s3://{keys.bucket}/{keys.errors}")
-    print(f"manifest    s3://{keys.bucket}/{keys.manifest}")
+    outputs = _manifest_outputs(manifest, keys)
+    if args.download is None:
+        for name, output_key in outputs:
+            print(f"{name:<11} s3://{keys.bucket}/{output_key}")
+    else:
+        folder = args.file.resolve().parent if args.download == SAME_FOLDER else args.download
+        for name, path in download_outputs(s3, keys.bucket, outputs, folder, stem=_stem(args.file.name)):
+            print(f"{name:<11} {path}")
     return 0 if manifest["status"] == "succeeded" else 1
+
+
+def _metadata_columns(columns: tuple[str, ...]) -> str:
+    """Columns as the object metadata carries them: comma-separated, a name with a comma or space quoted."""
+    return ",".join(f'"{name}"' if any(c in name for c in ', \t') else name for name in columns)
+
+
+def _stem(name: str) -> str:
+    from categorizer.files.formats import detect_format
+
+    return detect_format(name).stem
+
+
+def _estimated_rows(path: Path) -> int | None:
+    """Lines in a text file (a row estimate for the progress line); None for a compressed or binary one."""
+    if path.suffix.lower() in (".gz", ".xlsx"):
+        return None
+    with path.open("rb") as handle:
+        return max(sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1, 0)
+
+
+def _manifest_outputs(manifest: dict, keys) -> list[tuple[str, str]]:
+    recorded = manifest.get("outputs") or {}
+    outputs = [("results", recorded.get("results")), ("workbook", recorded.get("workbook")),
+               ("errors", recorded.get("errors") or keys.errors), ("manifest", keys.manifest)]
+    return [(name, key) for name, key in outputs if key]
+
+
+def download_outputs(s3, bucket: str, outputs: list[tuple[str, str]], folder: Path, *,
+                     stem: str) -> list[tuple[str, Path]]:
+    """Fetch each output into `folder`: <stem>.results.csv (and .results.xlsx), <stem>.errors.csv,
+    <stem>.manifest.json; a results file never lands on the input file of the same name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for name, key in outputs:
+        rest = key.rsplit("/", 1)[-1][len(stem):]  # ".csv", ".errors.csv", ".manifest.json", ".xlsx"
+        target = folder / (f"{stem}.results{rest}" if name in ("results", "workbook") else f"{stem}{rest}")
+        temporary = target.with_name(f".{target.name}.part")
+        s3.download_file(bucket, key, str(temporary))
+        temporary.replace(target)  # a half-downloaded file never has the final name
+        saved.append((name, target))
+    return saved
+
+
+def run_files(args: argparse.Namespace) -> int:
+    """The files uploaded with `drop` (newest first), each with its status from the manifest."""
+    from categorizer.batch.keys import file_spec_or_failure, plan_output_keys
+    from infra.config import INGEST_PREFIX, RESULTS_PREFIX
+
+    stack = Stack.load(args.outputs)
+    s3 = stack.aws("s3")
+    ingest, results = stack.get("IngestBucket"), stack.get("ResultsBucket")
+    prefix = f"{INGEST_PREFIX}{CLI_FOLDER}"
+    listed = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=ingest, Prefix=prefix):
+        listed.extend(page.get("Contents", []))
+    listed.sort(key=lambda item: item["LastModified"], reverse=True)
+    if not listed:
+        print("no files yet: `categorizer drop FILE` uploads one")
+        return 0
+    print(f"{'uploaded (UTC)':<20} {'status':<11} {'rows in':>9} {'classified':>10} {'rejected':>9}  file")
+    for item in listed[: args.limit]:
+        spec, _ = file_spec_or_failure(item["Key"])
+        keys = plan_output_keys(bucket=ingest, key=item["Key"], spec=spec, ingest_prefix=INGEST_PREFIX,
+                                results_prefix=RESULTS_PREFIX, results_bucket=results)
+        manifest = _read_manifest(s3, keys.bucket, keys.manifest)
+        current = manifest is not None and (manifest.get("input") or {}).get("etag", "").strip('"') == \
+            item["ETag"].strip('"')
+        status = manifest["status"] if current else "processing"
+        counts = [f"{manifest[name]:,}" if current else "-" for name in ("rows_in", "rows_classified",
+                                                                          "rows_rejected")]
+        print(f"{item['LastModified']:%Y-%m-%d %H:%M:%S}  {status:<11} {counts[0]:>9} {counts[1]:>10} "
+              f"{counts[2]:>9}  {item['Key'][len(prefix):]}")
+    return 0
+
+
+def _read_manifest(s3, bucket: str, key: str) -> dict | None:
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
 
 
 def run_status(args: argparse.Namespace) -> int:

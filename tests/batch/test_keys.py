@@ -21,8 +21,10 @@ def _plan(key: str, *, ingest_prefix="ingest/", results_prefix="results/", resul
     ("ingest/a+b%2Fc (1).jsonl", "results/a+b%2Fc (1).jsonl", "results/a+b%2Fc (1).errors.jsonl",
      "results/a+b%2Fc (1).manifest.json"),
     ("ingest/x/y/z.json", "results/x/y/z.json", "results/x/y/z.errors.json", "results/x/y/z.manifest.json"),
-    ("ingest/sheet.xlsx", "results/sheet.xlsx.jsonl", "results/sheet.xlsx.errors.jsonl",
-     "results/sheet.xlsx.manifest.json"),
+    # A workbook's results are a CSV (and a workbook beside it); an unknown format's report is JSON Lines.
+    ("ingest/sheet.xlsx", "results/sheet.csv", "results/sheet.errors.csv", "results/sheet.manifest.json"),
+    ("ingest/sheet.numbers", "results/sheet.numbers.jsonl", "results/sheet.numbers.errors.jsonl",
+     "results/sheet.numbers.manifest.json"),
     ("ingest/..hidden.csv", "results/..hidden.csv", "results/..hidden.errors.csv", "results/..hidden.manifest.json"),
 ])
 def test_output_keys_mirror_the_ingest_key(key, results, errors, manifest):

@@ -32,7 +32,7 @@ def parse_output(data: bytes, file_format: str, delimiter: str | None = None) ->
     import csv
 
     text = data.decode("utf-8-sig")
-    if file_format == "csv":
+    if file_format in ("csv", "xlsx"):  # a workbook's results and errors are CSV
         return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter or ","))
     if file_format == "json":
         return json.loads(text)

@@ -88,9 +88,14 @@ CASES = [
     Case("no text column (columns listed)", "a.csv", b"id,body\n1,hello\n", "failed", "missing_text_column",
          check=_check_columns_listed),
     Case("UTF-8 BOM", "a.csv", b"\xef\xbb\xbftext\nmy card has not arrived\n", classified=1),
+    # Not UTF-8: the encoding is detected (files/encodings.py), so every row is classified.
     Case("Latin-1 bytes in a row", "a.csv", "text\nmon café préféré\nmy card is lost\n".encode("latin-1"),
-         classified=1, rejected={"undecodable_bytes": 1}),
-    Case("UTF-16 with BOM", "a.csv", "text\nhello\n".encode("utf-16"), "failed", "unsupported_encoding"),
+         classified=2),
+    Case("UTF-16 with BOM", "a.csv", "text\nhello\n".encode("utf-16"), classified=1),
+    # Decided on the first 64 KiB (UTF-8), confirmed over the rest: a later Latin-1 row is rejected alone.
+    Case("Latin-1 row after 64 KiB of UTF-8", "a.csv",
+         b"text\n" + "my card was declined at the café\n".encode() * 2200 + "mon café\n".encode("latin-1"),
+         classified=2200, rejected={"undecodable_bytes": 1}),
     Case("UTF-16 without BOM", "a.csv", "text\nhello\n".encode("utf-16-le"), "failed", "binary_content"),
     Case("NUL byte in a row", "a.csv", b"text\nmy card\x00 is lost\nexchange rate today\n", classified=1,
          rejected={"nul_byte": 1}),
@@ -154,7 +159,7 @@ CASES = [
          lambda: b'[{"text": "my card"}, {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]", "failed",
          "too_deeply_nested"),
     Case("Latin-1 JSON line", "a.jsonl", _jsonl('{"text": "my card"}') + '{"text": "café"}\n'.encode("latin-1"),
-         classified=1, rejected={"undecodable_bytes": 1}),
+         classified=2),
     Case("lone surrogate escape in the text", "a.jsonl", _jsonl('{"text": "my card"}', '{"text": "\\ud800 card"}'),
          classified=1, rejected={"invalid_unicode": 1}),
     Case("lone surrogate escape in another field", "a.jsonl", _jsonl('{"text": "my card", "note": "\\udc80"}'),
@@ -167,7 +172,13 @@ CASES = [
     Case("truncated gzip", "a.csv.gz", _truncated_gzip, "failed", "truncated_gzip"),
     Case("corrupt gzip", "a.csv.gz", _corrupt_gzip, "failed", "corrupt_gzip"),
     Case("not gzip at all, named .gz", "a.jsonl.gz", b'{"text": "my card"}\n', "failed", "corrupt_gzip"),
-    Case("unknown extension", "a.xlsx", b"PK\x03\x04", "failed", "unknown_format"),
+    Case("unknown extension", "a.ods", b"PK\x03\x04", "failed", "unknown_format"),
+    Case("macro workbook", "a.xlsm", b"PK\x03\x04", "failed", "macro_workbook"),
+    Case("legacy Excel", "a.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "failed", "legacy_excel"),
+    Case("truncated workbook", "a.xlsx", b"PK\x03\x04", "failed", "corrupt_workbook"),
+    Case("encrypted workbook", "a.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "failed",
+         "encrypted_workbook"),
+    Case("text named .xlsx", "a.xlsx", b"text\nhello\n", "failed", "not_a_workbook"),
     Case("no extension", "README", b"text\nhello\n", "failed", "unknown_format"),
 ]
 
@@ -175,8 +186,8 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_catalogue(case: Case, run_file):
     data = case.data() if callable(case.data) else case.data
-    if case.reason == "unknown_format":
-        with pytest.raises(FileFailure, match="unknown_format"):
+    if case.reason == "unknown_format" or case.name.endswith((".xlsm", ".xls")):  # refused by name
+        with pytest.raises(FileFailure, match=case.reason):
             detect_format(case.name)
         return
     run = run_file(case.name, data, **case.options)

@@ -25,7 +25,7 @@ def test_detect_format(name, file_format, gzip, results, errors, manifest):
     assert (spec.results_name(), spec.errors_name(), spec.manifest_name()) == (results, errors, manifest)
 
 
-@pytest.mark.parametrize("name", ["a.xlsx", "a.gz", "README", "a.csv.zip", ".csv", "a.txt"])
+@pytest.mark.parametrize("name", ["a.ods", "a.xlsx.gz", "a.gz", "README", "a.csv.zip", ".csv", "a.txt"])
 def test_unknown_formats_fail_with_a_reason(name):
     with pytest.raises(FileFailure) as failure:
         detect_format(name)

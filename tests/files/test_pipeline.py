@@ -140,7 +140,7 @@ def test_local_file_failure_writes_only_a_report(tmp_path, classifier):
 
 
 def test_local_file_unknown_format_raises(tmp_path, classifier):
-    source = tmp_path / "in.xlsx"
+    source = tmp_path / "in.ods"
     source.write_bytes(b"PK")
     with pytest.raises(FileFailure, match="unknown_format"):
-        classify_local_file(source, tmp_path / "out.xlsx", classifier=classifier)
+        classify_local_file(source, tmp_path / "out.ods", classifier=classifier)

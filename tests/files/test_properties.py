@@ -48,7 +48,8 @@ def _write_and_read_csv(columns, rows, *, delimiter, bom, gzip, neutralise):
         writer.write(row)
     writer.close()
     binary = open_binary_input(io.BytesIO(sink.getvalue()), gzip_compressed=gzip, max_bytes=10**8)
-    text, had_bom = open_text_input(binary, newline="")
+    text, encoding = open_text_input(binary, newline="")
+    had_bom = bool(encoding.bom)
     reader = CsvReader(text, text_columns=["text"], limits=Limits())
     read = list(reader.rows())
     assert all(isinstance(item, InputRow) for item in read), read

@@ -52,10 +52,10 @@ def test_size_limit_applies_before_decompression():
 
 
 def test_bom_is_removed_and_reported():
-    text, bom = open_text_input(io.BufferedReader(io.BytesIO(b"\xef\xbb\xbfabc")), newline="")
-    assert (text.read(), bom) == ("abc", True)
-    text, bom = open_text_input(io.BufferedReader(io.BytesIO(b"abc")), newline="")
-    assert (text.read(), bom) == ("abc", False)
+    text, encoding = open_text_input(io.BufferedReader(io.BytesIO(b"\xef\xbb\xbfabc")), newline="")
+    assert (text.read(), encoding.bom, encoding.name) == ("abc", b"\xef\xbb\xbf", "utf-8")
+    text, encoding = open_text_input(io.BufferedReader(io.BytesIO(b"abc")), newline="")
+    assert (text.read(), encoding.bom) == ("abc", b"")
 
 
 def test_gzip_output_is_reproducible_and_leaves_the_sink_open():

@@ -108,8 +108,11 @@ def test_sagemaker_entrypoint_follows_the_directory_contract(tmp_path: Path):
 def test_reading_data_reports_missing_columns(tmp_path: Path):
     path = tmp_path / "d.csv"
     path.write_text("title,label\nhello,a\n")
-    with pytest.raises(DataError, match=r"missing column\(s\) \['text'\]; it has \['label', 'title'\]"):
+    with pytest.raises(DataError, match=r"no text column 'text'; it has 'title', 'label'. Pick them with --text-col"):
         read_labelled(path, text_columns=["text"], label_column="label")
+    with pytest.raises(DataError, match=r"no label column 'category'; it has 'title', 'label'. Pick it with --label"):
+        read_labelled(path, text_columns="title", label_column="category")
+    assert read_labelled(path, text_columns="title,label", label_column="label").texts == ["hello. a"]
 
 
 def test_jsonl_and_csv_read_the_same(tmp_path: Path):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from categorizer.adapters.user_files import UserFiles
 from categorizer.batch.keys import OutputKeys, UnsafeKeyError, file_spec_or_failure, plan_output_keys
 from categorizer.contract import ApiSettings as Settings
-from categorizer.files.formats import SUPPORTED_EXTENSIONS
+from categorizer.files.formats import GZIP_EXTENSIONS, SUPPORTED_EXTENSIONS
 
 UPLOAD_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"
 _SAFE_SUBJECT = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -32,16 +32,18 @@ def _any_case(text: str) -> str:
 # The names the batch function can process, stated in the document and enforced by it (the same regex in
 # Python and in JSON Schema's ECMA dialect): no control character, not starting with whitespace or a dot,
 # ending in a supported extension, optionally followed by .gz.
-FILENAME_PATTERN = (r"^[^\s.\x00-\x1f\x7f\x85\ufeff][^\x00-\x1f\x7f]*\.("
-                    + "|".join(_any_case(extension) for extension in SUPPORTED_EXTENSIONS)
-                    + r")(\.[gG][zZ])?$")
+FILENAME_PATTERN = (r"^[^\s.\x00-\x1f\x7f\x85\ufeff][^\x00-\x1f\x7f]*\.(("
+                    + "|".join(_any_case(extension) for extension in GZIP_EXTENSIONS)
+                    + r")(\.[gG][zZ])?|"
+                    + "|".join(_any_case(e) for e in SUPPORTED_EXTENSIONS if e not in GZIP_EXTENSIONS) + ")$")
 
 
 class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
     filename: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=FILENAME_PATTERN,
                           description="The file's name; its extension picks the format ("
-                                      + ", ".join(f".{e}" for e in SUPPORTED_EXTENSIONS) + ", optionally .gz)")
+                                      + ", ".join(f".{e}" for e in SUPPORTED_EXTENSIONS)
+                                      + "; text formats optionally .gz)")
 
 
 class UploadForm(BaseModel):

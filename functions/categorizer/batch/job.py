@@ -24,6 +24,8 @@ from categorizer.batch.text_columns import resolve_text_columns
 from categorizer.files.errors import FileFailure
 from categorizer.files.formats import FileSpec, Limits
 from categorizer.files.pipeline import classify_stream
+from categorizer.files.xlsx_format import CONTENT_TYPE as WORKBOOK_CONTENT_TYPE
+from categorizer.files.xlsx_format import SHEET_METADATA_KEY
 
 
 class Splitter(Protocol):
@@ -68,9 +70,11 @@ def process_object(event: ObjectCreated, deps: JobDependencies, *, split: Splitt
             read_config=lambda config_key: objects.read_small(event.bucket, config_key))
     except FileFailure as failure:
         return report.failure(failure)
-    if split is not None and estimated_bytes(current.size, spec) > settings.fanout.fanout_bytes:
+    if split is not None and spec.format.splittable and \
+            estimated_bytes(current.size, spec) > settings.fanout.fanout_bytes:
         return split(event, spec, outputs, text_columns, columns_source, report, deps)
-    return _classify_in_one_go(event, spec, outputs, text_columns, columns_source, report, deps)
+    return _classify_in_one_go(event, spec, outputs, text_columns, columns_source, report, deps,
+                               sheet=current.metadata.get(SHEET_METADATA_KEY) or None)
 
 
 GZIP_SIZE_FACTOR = 4  # text compresses about 4x: what a gzip file weighs once decompressed, for planning
@@ -81,7 +85,8 @@ def estimated_bytes(size: int, spec: FileSpec) -> int:
 
 
 def _classify_in_one_go(event: ObjectCreated, spec: FileSpec, outputs: OutputKeys, text_columns: tuple[str, ...],
-                        columns_source: str, report: Report, deps: JobDependencies) -> JobOutcome:
+                        columns_source: str, report: Report, deps: JobDependencies, *,
+                        sheet: str | None = None) -> JobOutcome:
     objects = deps.objects
     classifier = deps.get_classifier()  # a model that cannot load is transient: raise, retry
     try:
@@ -90,25 +95,28 @@ def _classify_in_one_go(event: ObjectCreated, spec: FileSpec, outputs: OutputKey
         return JobOutcome(JobStatus.SUPERSEDED, event.bucket, event.key, outputs=outputs)
     results = objects.writer(outputs.bucket, outputs.results, content_type=spec.content_type)
     errors = objects.writer(outputs.bucket, outputs.errors, content_type=spec.content_type)
+    workbook = (objects.writer(outputs.bucket, outputs.workbook, content_type=WORKBOOK_CONTENT_TYPE)
+                if outputs.workbook else None)
+    writers = [writer for writer in (results, errors, workbook) if writer is not None]
     try:
         with source:
             summary = classify_stream(
                 source, results=results, errors=errors, classifier=classifier, spec=spec,
                 text_columns=text_columns, limits=Limits(max_bytes=deps.settings.max_file_bytes),
-                batch_size=deps.batch_rows, after_batch=deps.deadline_check)
+                batch_size=deps.batch_rows, after_batch=deps.deadline_check, workbook=workbook, sheet=sheet)
         if not summary.succeeded:
-            results.abort()
-            errors.abort()
+            for writer in writers:
+                writer.abort()
             return report.failed(summary, columns_source)
         if not is_current(event, objects.head(event.bucket, event.key)):
-            results.abort()
-            errors.abort()
+            for writer in writers:
+                writer.abort()
             return JobOutcome(JobStatus.SUPERSEDED, event.bucket, event.key, outputs=outputs)
-        results.complete()
-        errors.complete()
+        for writer in writers:
+            writer.complete()
     except BaseException:
-        results.abort()
-        errors.abort()
+        for writer in writers:
+            writer.abort()
         raise
     report.manifest(summary, columns_source, results_key=outputs.results)
     return JobOutcome(JobStatus.SUCCEEDED, event.bucket, event.key, summary=summary, outputs=outputs)

@@ -23,6 +23,7 @@ class OutputKeys:
     results: str
     errors: str
     manifest: str
+    workbook: str | None = None  # a workbook input's results as a workbook (beside the CSV results)
 
 
 def file_spec_or_failure(key: str) -> tuple[FileSpec, FileFailure | None]:
@@ -58,10 +59,11 @@ def plan_output_keys(*, bucket: str, key: str, spec: FileSpec, ingest_prefix: st
     directory = relative.rsplit("/", 1)[0] + "/" if "/" in relative else ""
     target_bucket = results_bucket or bucket
     base = f"{results_prefix}{directory}"
+    workbook = spec.workbook_name()
     keys = OutputKeys(bucket=target_bucket, results=base + spec.results_name(), errors=base + spec.errors_name(),
-                      manifest=base + spec.manifest_name())
+                      manifest=base + spec.manifest_name(), workbook=base + workbook if workbook else None)
     if target_bucket == bucket and ingest_prefix and any(
-            k.startswith(ingest_prefix) for k in (keys.results, keys.errors, keys.manifest)):
+            k.startswith(ingest_prefix) for k in (keys.results, keys.errors, keys.manifest, keys.workbook) if k):
         # Writing under the ingest prefix would trigger this function again, forever.
         raise UnsafeKeyError(f"results prefix {results_prefix!r} lies under the ingest prefix {ingest_prefix!r}")
     if target_bucket == bucket and not ingest_prefix:

@@ -116,7 +116,10 @@ class _LineSource:
 class CsvReader:
     """Rows of a CSV file with a header. Structural problems become RowErrors; the header must be sound."""
 
-    def __init__(self, text: io.TextIOBase, *, text_columns: Sequence[str], limits: Limits) -> None:
+    def __init__(self, text: io.TextIOBase, *, text_columns: Sequence[str], limits: Limits,
+                 encoding: str = "utf-8") -> None:
+        """`encoding`: the name of the encoding `text` is decoded with, for the messages."""
+        self._encoding = encoding
         csv.field_size_limit(max(csv.field_size_limit(), limits.max_record_chars + 1))
         self._limits = limits
         self._lines = _LineSource(text, limits.max_record_chars)
@@ -138,8 +141,8 @@ class CsvReader:
         except (csv.Error, _RecordTooLong) as exc:
             raise FileFailure("malformed_header", f"the header row cannot be parsed ({exc})") from None
         if self._lines.undecodable or self._lines.nul:
-            raise FileFailure("binary_content", "the header row is not UTF-8 text (binary data, or another "
-                                                "encoding such as Latin-1 or UTF-16); save the file as UTF-8")
+            raise FileFailure("binary_content", f"the header row is not {self._encoding} text and no other "
+                                                "encoding fits (binary data?); save the file as CSV UTF-8")
         duplicates = sorted({name for name in header if header.count(name) > 1})
         if duplicates:
             raise FileFailure("duplicate_columns", f"the header repeats column names: {describe_columns(duplicates)}")
@@ -196,7 +199,8 @@ class CsvReader:
 
     def _problem(self, fields: list[str], width: int) -> tuple[str, str] | None:
         if self._lines.undecodable:
-            return "undecodable_bytes", "the row has bytes that are not valid UTF-8"
+            return "undecodable_bytes", (f"the row has bytes that are not valid {self._encoding} (the encoding "
+                                         "decided for the file); save the file as CSV UTF-8")
         if self._lines.nul:
             return "nul_byte", "the row contains a NUL byte"
         if len(fields) > width:

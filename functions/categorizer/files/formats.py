@@ -14,6 +14,17 @@ class FileFormat(enum.StrEnum):
     CSV = "csv"
     JSON = "json"  # one JSON array of objects
     JSONL = "jsonl"  # one JSON object per line
+    XLSX = "xlsx"  # an Excel workbook: one sheet read; results as CSV and as a workbook
+
+    @property
+    def tabular(self) -> bool:
+        """Rows of cells under a header row (CSV and spreadsheets), as opposed to JSON objects."""
+        return self in (FileFormat.CSV, FileFormat.XLSX)
+
+    @property
+    def splittable(self) -> bool:
+        """Can the batch fan-out split it into chunks? A workbook is one zip archive: it is read whole."""
+        return self is not FileFormat.XLSX
 
 
 _EXTENSIONS = {
@@ -22,8 +33,21 @@ _EXTENSIONS = {
     "json": FileFormat.JSON,
     "jsonl": FileFormat.JSONL,
     "ndjson": FileFormat.JSONL,
+    "xlsx": FileFormat.XLSX,
 }
-SUPPORTED_EXTENSIONS = tuple(_EXTENSIONS)  # each optionally followed by .gz
+SUPPORTED_EXTENSIONS = tuple(_EXTENSIONS)
+GZIP_EXTENSIONS = tuple(e for e, f in _EXTENSIONS.items() if f is not FileFormat.XLSX)  # may end in .gz
+# Spreadsheet files we recognise but refuse, and what to do instead.
+_REFUSED = {
+    "xlsm": ("macro_workbook", "workbooks with macros (.xlsm) are not accepted; save it as an Excel Workbook "
+                               "(.xlsx) or as CSV UTF-8"),
+    "xls": ("legacy_excel", "the old Excel format (.xls) is not supported; save it as an Excel Workbook (.xlsx) "
+                            "or as CSV UTF-8"),
+    "xlsb": ("legacy_excel", "binary workbooks (.xlsb) are not supported; save it as an Excel Workbook (.xlsx) "
+                             "or as CSV UTF-8"),
+    "ods": ("unknown_format", "OpenDocument spreadsheets are not supported; save it as .xlsx or .csv"),
+}
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -37,26 +61,37 @@ class FileSpec:
 
     @property
     def content_type(self) -> str:
+        """The content type of the results and errors files (a workbook's are CSV; see workbook_name)."""
         if self.gzip:
             return "application/gzip"
         return {
-            FileFormat.CSV: "text/csv; charset=utf-8",
+            FileFormat.CSV: CSV_CONTENT_TYPE,
+            FileFormat.XLSX: CSV_CONTENT_TYPE,
             FileFormat.JSON: "application/json",
             FileFormat.JSONL: "application/x-ndjson",
         }[self.format]
 
+    @property
+    def output_extension(self) -> str:
+        """The extension of the results and errors files: a workbook's rows come back as CSV too."""
+        return "csv" if self.format is FileFormat.XLSX else self.extension
+
     def results_name(self) -> str:
-        return f"{self.stem}.{self.extension}"
+        return f"{self.stem}.{self.output_extension}"
 
     def errors_name(self) -> str:
-        return f"{self.stem}.errors.{self.extension}"
+        return f"{self.stem}.errors.{self.output_extension}"
+
+    def workbook_name(self) -> str | None:
+        """A workbook's results as a workbook (beside the CSV), e.g. `report.xlsx`; None for other formats."""
+        return f"{self.stem}.{self.extension}" if self.format is FileFormat.XLSX else None
 
     def manifest_name(self) -> str:
         return f"{self.stem}.manifest.json"
 
 
 def detect_format(file_name: str) -> FileSpec:
-    """Recognise `.csv`, `.tsv`, `.json`, `.jsonl`, `.ndjson`, each optionally followed by `.gz`.
+    """Recognise `.csv`, `.tsv`, `.json`, `.jsonl`, `.ndjson`, each optionally followed by `.gz`, and `.xlsx`.
 
     Raises FileFailure("unknown_format") for anything else: guessing from content would turn a
     mistaken upload into a confusing error report.
@@ -68,10 +103,17 @@ def detect_format(file_name: str) -> FileSpec:
     if len(parts) < 2 or (len(parts) == 2 and not parts[0]):
         raise FileFailure("unknown_format", f"{base!r} has no file extension; use .csv, .json or .jsonl "
                                             "(optionally .gz)")
-    file_format = _EXTENSIONS.get(parts[format_index].lower())
+    extension_name = parts[format_index].lower()
+    if extension_name in _REFUSED:
+        reason, message = _REFUSED[extension_name]
+        raise FileFailure(reason, f"{base!r}: {message}")
+    file_format = _EXTENSIONS.get(extension_name)
     if file_format is None:
         raise FileFailure("unknown_format", f"{base!r}: unsupported extension; use .csv, .tsv, .json, .jsonl "
-                                            "or .ndjson, optionally followed by .gz")
+                                            "or .ndjson, optionally followed by .gz, or .xlsx")
+    if file_format is FileFormat.XLSX and gzip:
+        raise FileFailure("unknown_format", f"{base!r}: a workbook is already compressed; upload the .xlsx "
+                                            "without .gz (or a .csv.gz)")
     stem = ".".join(parts[:format_index])
     extension = ".".join(parts[format_index:])
     return FileSpec(format=file_format, gzip=gzip, stem=stem, extension=extension)

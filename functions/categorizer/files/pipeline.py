@@ -39,6 +39,7 @@ from categorizer.files.streams import (
     open_binary_output,
     open_text_input,
 )
+from categorizer.files.xlsx_format import XlsxReader, XlsxWriter
 
 DEFAULT_BATCH_ROWS = 256
 OUTPUT_COLUMNS = ("predicted_label", "confidence", "needs_review", "top_k", "model_version")
@@ -90,6 +91,8 @@ class JobSummary:
     output_columns: dict[str, str] = field(default_factory=lambda: dict(_DEFAULT_NAMES))
     delimiter: str | None = None
     bom: bool = False
+    encoding: dict[str, Any] | None = None  # TextEncoding.to_dict() of a text file
+    sheet: str | None = None  # the worksheet read, for a workbook
     status: str = "succeeded"
     failure_reason: str | None = None
     failure_message: str | None = None
@@ -101,6 +104,8 @@ class JobSummary:
     def describe(self, layout: Layout) -> None:
         self.delimiter = layout.delimiter if layout.format is FileFormat.CSV else None
         self.bom = layout.bom
+        self.encoding = layout.encoding
+        self.sheet = layout.sheet
         self.output_columns = layout.output_columns
 
     def add_counts(self, other: JobSummary) -> None:
@@ -138,6 +143,8 @@ class JobSummary:
             "gzip": self.gzip,
             "delimiter": self.delimiter,
             "bom": self.bom,
+            **(self.encoding or {"encoding": None}),
+            "sheet": self.sheet,
             "text_columns": self.text_columns,
             "rows_in": self.rows_in,
             "rows_classified": self.rows_classified,
@@ -170,41 +177,52 @@ class Layout:
 
     format: FileFormat
     gzip: bool
-    columns: tuple[str, ...] = ()  # the CSV header
+    columns: tuple[str, ...] = ()  # the CSV header or the sheet's header row
     delimiter: str = ","
-    bom: bool = False
+    bom: bool = False  # the output starts with a UTF-8 BOM (the input had a BOM; always for a workbook's CSV)
+    encoding: dict[str, Any] | None = None  # how a text input was decoded (TextEncoding.to_dict())
+    sheet: str | None = None
 
     @property
     def output_columns(self) -> dict[str, str]:
-        return output_column_names(self.columns) if self.format is FileFormat.CSV else dict(_DEFAULT_NAMES)
+        return output_column_names(self.columns) if self.format.tabular else dict(_DEFAULT_NAMES)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format.value, "gzip": self.gzip, "columns": list(self.columns),
-                "delimiter": self.delimiter, "bom": self.bom}
+                "delimiter": self.delimiter, "bom": self.bom, "encoding": self.encoding, "sheet": self.sheet}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Layout:
         return cls(format=FileFormat(data["format"]), gzip=bool(data["gzip"]), columns=tuple(data["columns"]),
-                   delimiter=str(data["delimiter"]), bom=bool(data["bom"]))
+                   delimiter=str(data["delimiter"]), bom=bool(data["bom"]), encoding=data.get("encoding"),
+                   sheet=data.get("sheet"))
 
 
-def open_items(source: BinaryIO, *, spec: FileSpec, text_columns: Sequence[str],
-               limits: Limits) -> tuple[Layout, Iterator[InputRow | RowError]]:
+def open_items(source: BinaryIO, *, spec: FileSpec, text_columns: Sequence[str], limits: Limits,
+               sheet: str | None = None) -> tuple[Layout, Iterator[InputRow | RowError]]:
     """Read stage: the file's layout, and its records (rows, or rows already rejected) in order.
 
-    A problem with the file as a whole raises FileFailure, here or while iterating.
+    A problem with the file as a whole raises FileFailure, here or while iterating. `sheet` picks a
+    workbook's sheet (default: the first).
     """
     binary = open_binary_input(source, gzip_compressed=spec.gzip, max_bytes=limits.max_bytes)
+    if spec.format is FileFormat.XLSX:
+        workbook = XlsxReader(binary, text_columns=text_columns, limits=limits, sheet=sheet)
+        # The CSV beside the workbook starts with a BOM so that Excel opens it as UTF-8.
+        return Layout(FileFormat.XLSX, False, tuple(workbook.columns), bom=True, sheet=workbook.sheet), \
+            workbook.rows()
     if spec.format is FileFormat.CSV:
-        text, bom = open_text_input(binary, newline="")  # the csv module handles line endings itself
-        reader = CsvReader(text, text_columns=text_columns, limits=limits)
-        layout = Layout(FileFormat.CSV, spec.gzip, tuple(reader.columns), reader.delimiter, bom)
+        text, encoding = open_text_input(binary, newline="")  # the csv module handles line endings itself
+        reader = CsvReader(text, text_columns=text_columns, limits=limits, encoding=encoding.name)
+        layout = Layout(FileFormat.CSV, spec.gzip, tuple(reader.columns), reader.delimiter, bool(encoding.bom),
+                        encoding=encoding.to_dict())
         return layout, reader.rows()
-    text, bom = open_text_input(binary, newline=None)
+    text, encoding = open_text_input(binary, newline=None)
     json_reader: JsonArrayReader | JsonLinesReader = (JsonArrayReader if spec.format is FileFormat.JSON
                                                       else JsonLinesReader)(text, text_columns=text_columns,
                                                                            limits=limits)
-    return Layout(spec.format, spec.gzip, bom=bom), json_reader.rows()
+    return Layout(spec.format, spec.gzip, bom=bool(encoding.bom), encoding=encoding.to_dict()), \
+        json_reader.rows()
 
 
 class OutputWriters:
@@ -214,13 +232,19 @@ class OutputWriters:
     array brackets; `join_parts` adds those, so the joined file has the bytes a single run writes.
     """
 
-    def __init__(self, layout: Layout, results: BinaryIO, errors: BinaryIO, *, part: bool = False) -> None:
+    def __init__(self, layout: Layout, results: BinaryIO, errors: BinaryIO, *, part: bool = False,
+                 workbook: BinaryIO | None = None) -> None:
+        """`workbook`: where a workbook input's results go as a workbook (results get them as CSV)."""
         self.layout = layout
         compress = layout.gzip and not part
         results_out = open_binary_output(results, gzip_compressed=compress)
         errors_out = open_binary_output(errors, gzip_compressed=compress)
         self._names = layout.output_columns
-        if layout.format is FileFormat.CSV:
+        self._workbook: XlsxWriter | None = None
+        if workbook is not None and layout.format is FileFormat.XLSX:
+            self._workbook = XlsxWriter(open_binary_output(workbook, gzip_compressed=False),
+                                        columns=[*layout.columns, *self._names.values()])
+        if layout.format.tabular:
             header = None if part else [*layout.columns, *self._names.values()]
             self._csv_results = CsvWriter(results_out, columns=header, delimiter=layout.delimiter, bom=layout.bom)
             self._csv_errors = CsvWriter(errors_out, columns=None if part else ERROR_COLUMNS,
@@ -233,15 +257,20 @@ class OutputWriters:
             self._writers = (JsonLinesWriter(results_out), JsonLinesWriter(errors_out))
 
     def write_result(self, row: InputRow, prediction: Prediction, version: str) -> None:
-        if self.layout.format is FileFormat.CSV:
+        if self.layout.format.tabular:
+            top_k = json.dumps(_top_k(prediction), ensure_ascii=False, separators=(",", ":"))
             self._csv_results.write([
                 *row.record,
                 prediction.label,
                 f"{prediction.confidence:.6f}",
                 "true" if prediction.needs_review else "false",
-                json.dumps(_top_k(prediction), ensure_ascii=False, separators=(",", ":")),
+                top_k,
                 version,
             ])
+            if self._workbook is not None:
+                cells = row.cells if row.cells is not None else row.record
+                self._workbook.write([*cells, prediction.label, round(prediction.confidence, 6),
+                                      prediction.needs_review, top_k, version])
             return
         record = row.record
         assert isinstance(record, dict)
@@ -257,7 +286,7 @@ class OutputWriters:
         })
 
     def write_error(self, error: RowError) -> None:
-        if self.layout.format is FileFormat.CSV:
+        if self.layout.format.tabular:
             self._csv_errors.write(_error_cells(error))
         else:
             self._writers[1].write(_error_object(error))
@@ -265,6 +294,8 @@ class OutputWriters:
     def close(self) -> None:
         for writer in self._writers:
             writer.close()
+        if self._workbook is not None:
+            self._workbook.close()
 
 
 def classify_items(items: Iterable[InputRow | RowError], writers: OutputWriters, classifier: TextClassifier, *,
@@ -294,6 +325,8 @@ def classify_stream(
     batch_size: int = DEFAULT_BATCH_ROWS,
     top_k: int = 3,
     after_batch: Callable[[JobSummary], None] | None = None,
+    workbook: BinaryIO | None = None,
+    sheet: str | None = None,
 ) -> JobSummary:
     """Classify every record of `source` (format and gzip per `spec`), writing `results` and `errors`.
 
@@ -301,28 +334,34 @@ def classify_stream(
     same input and batch size always give the same bytes. A whole-file problem returns a summary with
     status "failed" and its reason: whatever was written to `results` and `errors` must then be
     discarded (see write_failure_report). `after_batch` runs after each batch (a deadline check, say);
-    a FileFailure it raises fails the file.
+    a FileFailure it raises fails the file. For a workbook input, `sheet` picks the sheet and
+    `workbook` (if given) receives the results as a workbook too.
     """
     summary = JobSummary(format=spec.format.value, gzip=spec.gzip, text_columns=list(text_columns),
                          model_version=classifier.version)
     results_sink, errors_sink = DetachableSink(results), DetachableSink(errors)
+    workbook_sink = DetachableSink(workbook) if workbook is not None else None
     try:
-        layout, items = open_items(source, spec=spec, text_columns=text_columns, limits=limits)
+        layout, items = open_items(source, spec=spec, text_columns=text_columns, limits=limits, sheet=sheet)
         summary.describe(layout)
-        writers = OutputWriters(layout, results_sink, errors_sink)
+        writers = OutputWriters(layout, results_sink, errors_sink, workbook=workbook_sink)
         classify_items(items, writers, classifier, summary=summary, batch_size=batch_size, top_k=top_k,
                        after_batch=after_batch)
         writers.close()
     except FileFailure as failure:
         summary.fail(failure)
     except BaseException:
-        results_sink.detach_sink()
-        errors_sink.detach_sink()
+        _detach(results_sink, errors_sink, workbook_sink)
         raise
     if not summary.succeeded:
-        results_sink.detach_sink()
-        errors_sink.detach_sink()
+        _detach(results_sink, errors_sink, workbook_sink)
     return summary
+
+
+def _detach(*sinks: DetachableSink | None) -> None:
+    for sink in sinks:
+        if sink is not None:
+            sink.detach_sink()
 
 
 def _classify_batch(batch: list[InputRow | RowError], writers: OutputWriters, classifier: TextClassifier,
@@ -389,7 +428,7 @@ def write_failure_report(sink: BinaryIO, spec: FileSpec, reason: str, message: s
     """The errors file of a failed file: one row, with no row number, saying why the file failed."""
     error = RowError(None, None, reason, message, "")
     target = open_binary_output(sink, gzip_compressed=spec.gzip)
-    if spec.format is FileFormat.CSV:
+    if spec.format.tabular:
         writer = CsvWriter(target, columns=ERROR_COLUMNS)
         writer.write(_error_cells(error))
         writer.close()
@@ -404,14 +443,33 @@ class LocalResult:
     summary: JobSummary
     results_path: Path | None  # None when the file failed
     errors_path: Path
+    workbook_path: Path | None = None  # a workbook input's results as a workbook
+
+
+def _output_stem(path: Path, *extensions: str) -> str:
+    name = path.name
+    for extension in extensions:
+        suffix = f".{extension}"
+        if name.lower().endswith(suffix.lower()):
+            return name[: -len(suffix)]
+    return name
 
 
 def errors_path_for(results_path: Path, spec: FileSpec) -> Path:
-    """`out.csv` -> `out.errors.csv` (the extension of the input is used)."""
-    name = results_path.name
-    suffix = f".{spec.extension}"
-    stem = name[: -len(suffix)] if name.lower().endswith(suffix.lower()) else name
-    return results_path.with_name(f"{stem}.errors.{spec.extension}")
+    """`out.csv` -> `out.errors.csv` (the extension of the input is used; CSV for a workbook)."""
+    stem = _output_stem(results_path, spec.output_extension, spec.extension)
+    return results_path.with_name(f"{stem}.errors.{spec.output_extension}")
+
+
+def local_output_paths(results_path: Path, spec: FileSpec) -> tuple[Path, Path | None]:
+    """Where classify-file writes the results (CSV for a workbook) and, for a workbook, the workbook.
+
+    `--out out.xlsx` or `--out out.csv` for `in.xlsx` both give out.csv and out.xlsx.
+    """
+    if spec.format is not FileFormat.XLSX:
+        return results_path, None
+    stem = _output_stem(results_path, "xlsx", "csv")
+    return results_path.with_name(f"{stem}.csv"), results_path.with_name(f"{stem}.xlsx")
 
 
 def classify_local_file(
@@ -424,34 +482,43 @@ def classify_local_file(
     limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
     batch_size: int = DEFAULT_BATCH_ROWS,
     top_k: int = 3,
+    sheet: str | None = None,
+    after_batch: Callable[[JobSummary], None] | None = None,
 ) -> LocalResult:
     """The CLI's `classify-file`: same format detection, reader, engine and writer as the S3 function.
 
     Outputs are written to temporary files and renamed into place, so a failed or interrupted run never
     leaves a half-written results file. A failed file gets an errors file saying why, and no results.
     """
-    input_path, results_path = Path(input_path), Path(results_path)
+    input_path = Path(input_path)
     spec = detect_format(input_path.name)
     columns = parse_text_columns(text_columns)
+    results_path, workbook_path = local_output_paths(Path(results_path), spec)
     errors_target = Path(errors_path) if errors_path else errors_path_for(results_path, spec)
     results_tmp = _temp_beside(results_path)
     errors_tmp = _temp_beside(errors_target)
+    workbook_tmp = _temp_beside(workbook_path) if workbook_path else None
     try:
-        with input_path.open("rb") as source, results_tmp.open("wb") as results, errors_tmp.open("wb") as errors:
+        with input_path.open("rb") as source, results_tmp.open("wb") as results, errors_tmp.open("wb") as errors, \
+                (workbook_tmp.open("wb") if workbook_tmp else io.BytesIO()) as workbook:
             summary = classify_stream(source, results=results, errors=errors, classifier=classifier, spec=spec,
-                                      text_columns=columns, limits=limits, batch_size=batch_size, top_k=top_k)
+                                      text_columns=columns, limits=limits, batch_size=batch_size, top_k=top_k,
+                                      after_batch=after_batch, sheet=sheet,
+                                      workbook=workbook if workbook_tmp else None)
         if not summary.succeeded:
             with errors_tmp.open("wb") as errors:
                 write_failure_report(errors, spec, summary.failure_reason or "failed", summary.failure_message or "")
-            results_tmp.unlink()
             os.replace(errors_tmp, errors_target)
             return LocalResult(summary, None, errors_target)
         os.replace(results_tmp, results_path)
         os.replace(errors_tmp, errors_target)
-        return LocalResult(summary, results_path, errors_target)
+        if workbook_tmp and workbook_path:
+            os.replace(workbook_tmp, workbook_path)
+        return LocalResult(summary, results_path, errors_target, workbook_path)
     finally:
-        results_tmp.unlink(missing_ok=True)
-        errors_tmp.unlink(missing_ok=True)
+        for temporary in (results_tmp, errors_tmp, workbook_tmp):
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
 
 
 def _temp_beside(path: Path) -> Path:

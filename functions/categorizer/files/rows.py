@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,19 +19,38 @@ class InputRow:
     record: list[str] | dict[str, Any]
     text: str
     raw: str  # the record as read, for the error report if classification rejects it
+    cells: tuple[Any, ...] | None = None  # a spreadsheet row's typed values (numbers, dates) for the workbook
 
 
 def parse_text_columns(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """'title, description' or ['title', 'description'] -> ('title', 'description'); default ('text',)."""
+    """The text columns as a user writes them, the same everywhere (CLI flags, object metadata, config).
+
+    'title,description', 'title description', 'title, description' and ['title', 'description'] (or
+    ['title,description']) all mean ('title', 'description'). A name that contains a comma or a space is
+    quoted: '"last, first",notes'. None or nothing -> the default ('text',). Raises ValueError for an
+    unbalanced quote or a repeated name.
+    """
     if value is None:
         return DEFAULT_TEXT_COLUMNS
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    columns = tuple(str(part).strip() for part in parts if str(part).strip())
+    columns = tuple(name for part in ([value] if isinstance(value, str) else value)
+                    for name in _split_names(str(part)))
     if not columns:
         return DEFAULT_TEXT_COLUMNS
     if len(set(columns)) != len(columns):
         raise ValueError(f"text columns repeat a name: {', '.join(columns)}")
     return columns
+
+
+def _split_names(value: str) -> list[str]:
+    lexer = shlex.shlex(value, posix=True)
+    lexer.whitespace += ","
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        return [name.strip() for name in lexer if name.strip()]
+    except ValueError as exc:  # shlex: "No closing quotation"
+        raise ValueError(f"text columns {value!r}: {exc} (quote a name that contains a comma: "
+                         '\'"last, first",notes\')') from None
 
 
 def describe_columns(columns: Sequence[str], limit: int = 50) -> str:

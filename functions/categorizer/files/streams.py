@@ -1,4 +1,4 @@
-"""Byte streams in and out: size limits, bounded gzip decompression, UTF-8 text with BOM handling.
+"""Byte streams in and out: size limits, bounded gzip decompression, text in a detected encoding.
 
 Everything streams in fixed-size chunks, so memory does not grow with the file.
 """
@@ -10,11 +10,10 @@ import io
 import zlib
 from typing import BinaryIO
 
+from categorizer.files.encodings import SAMPLE_BYTES, UNDECODABLE_ERRORS, TextEncoding, detect_encoding
 from categorizer.files.errors import FileFailure
 
 CHUNK_BYTES = 64 * 1024
-UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _mib(size: int) -> str:
@@ -101,20 +100,40 @@ def open_binary_input(source: BinaryIO, *, gzip_compressed: bool, max_bytes: int
     return io.BufferedReader(stream, CHUNK_BYTES)
 
 
-def open_text_input(binary: io.BufferedReader, *, newline: str | None) -> tuple[io.TextIOWrapper, bool]:
-    """UTF-8 text, BOM removed. Undecodable bytes survive as lone surrogates so a row can be rejected.
+def open_text_input(binary: io.BufferedReader, *, newline: str | None) -> tuple[io.TextIOWrapper, TextEncoding]:
+    """The text of `binary`, in the encoding `detect_encoding` decides; any BOM removed.
 
-    Returns the text stream and whether the file started with a UTF-8 BOM (the output mirrors it).
+    Bytes the chosen encoding cannot decode survive as lone surrogates (U+DC80..U+DCFF), so the reader
+    rejects just the row that has them: the decision made on the sample is confirmed over the whole stream,
+    row by row, and never crashes the file.
     """
-    head = binary.peek(4)[:4]
-    if head.startswith(_UTF16_32_BOMS):
-        raise FileFailure("unsupported_encoding", "the file is UTF-16 or UTF-32 (byte order mark found); "
-                                                  "save it as UTF-8")
-    has_bom = head.startswith(UTF8_BOM)
-    if has_bom:
-        binary.read(len(UTF8_BOM))
-    text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline=newline)
-    return text, has_bom
+    sample = binary.read(SAMPLE_BYTES)
+    encoding = detect_encoding(sample)
+    stream = io.BufferedReader(_Prefixed(sample[len(encoding.bom):], binary), CHUNK_BYTES)
+    text = io.TextIOWrapper(stream, encoding=encoding.codec, errors=UNDECODABLE_ERRORS,  # type: ignore[arg-type]
+                            newline=newline)
+    return text, encoding
+
+
+class _Prefixed(io.RawIOBase):
+    """`head` followed by the rest of `tail`: the sample read for detection is not lost."""
+
+    def __init__(self, head: bytes, tail: BinaryIO | io.BufferedReader) -> None:
+        self._head = memoryview(head)
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._tail.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class DetachableSink(io.RawIOBase):
