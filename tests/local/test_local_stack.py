@@ -131,6 +131,21 @@ def test_drop_a_csv_and_get_results_errors_and_manifest(stack: LocalStack):
     assert "warnings: none" in status.stdout
 
 
+def test_drop_download_fetches_the_outputs_and_files_lists_them(stack: LocalStack, tmp_path: Path):
+    """The Excel export a Windows team drops: classified, and its outputs land where the user asked."""
+    source = ROOT / "examples" / "support-messages-windows1252.csv"
+    dropped = stack.cli("drop", str(source), "--download", str(tmp_path / "out"), timeout=300)
+    assert "encoding    cp1252" in dropped.stdout, dropped.stdout
+    results = tmp_path / "out" / "support-messages-windows1252.results.csv"
+    manifest = json.loads((tmp_path / "out" / "support-messages-windows1252.manifest.json").read_text())
+    assert str(results) in dropped.stdout and results.is_file()
+    assert manifest["rows_in"] == manifest["rows_classified"] + manifest["rows_rejected"]
+    assert manifest["rows_classified"] >= 1 and manifest["encoding"] == "cp1252"
+    assert "€" in results.read_text(encoding="utf-8") or "é" in results.read_text(encoding="utf-8")
+    listed = stack.cli("files").stdout
+    assert "support-messages-windows1252.csv" in listed and "succeeded" in listed
+
+
 def test_preflight_checks_the_emulated_account(stack: LocalStack):
     """Against the emulator: the stage's buckets exist (this account's), nothing is bootstrapped for the CDK, and
     what the emulator cannot answer is skipped with its reason, never a crash."""
