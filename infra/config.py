@@ -17,6 +17,7 @@ from enum import StrEnum
 
 # The names the functions agree on are the contract's (functions/categorizer/contract); infra re-exports them.
 from categorizer.contract.names import (  # noqa: F401 - re-exported for the constructs
+    ADMINS_GROUP,
     APP_NAME,
     CLASSIFY_GROUP,
     CLASSIFY_SCOPE,
@@ -27,12 +28,17 @@ from categorizer.contract.names import (  # noqa: F401 - re-exported for the con
     FEEDBACK_SCOPE_NAME,
     FEEDBACK_TABLE,
     INGEST_PREFIX,
+    LABELS_SCOPE,
+    LABELS_SCOPE_NAME,
     METRICS_NAMESPACE,
     MODELS_PREFIX,
     PASSWORD_MIN_LENGTH,
     RESOURCE_SERVER_ID,
     RESULTS_PREFIX,
     RESULTS_WORK_PREFIX,
+    REVIEW_SCOPE,
+    REVIEW_SCOPE_NAME,
+    REVIEWERS_GROUP,
     TRAINING_OUTPUT_PREFIX,
     TRAINING_PREFIX,
     USER_TOKEN_SCOPE,
@@ -328,13 +334,17 @@ class UserPoolShape:
     scopes: tuple[tuple[str, str], ...] = (  # (name, description) on the resource server RESOURCE_SERVER_ID
         (CLASSIFY_SCOPE_NAME, "Classify text and read the model card"),
         (FEEDBACK_SCOPE_NAME, "Send corrections of predictions"),
+        (REVIEW_SCOPE_NAME, "List, claim and decide items of the review queue"),
+        (LABELS_SCOPE_NAME, "Add, rename, merge and retire labels"),
     )
     groups: tuple[tuple[str, str], ...] = (  # (name, description): people's permissions
         (CLASSIFY_GROUP, "May classify text and read the model card"),
         (FEEDBACK_GROUP, "May send feedback (corrections)"),
+        (REVIEWERS_GROUP, "May work the review queue"),
+        (ADMINS_GROUP, "May change the label catalogue"),
     )
     # Machines: client credentials with every scope and a secret. People: user/password (and SRP), no secret.
-    machine_oauth_scopes: tuple[str, ...] = (CLASSIFY_SCOPE, FEEDBACK_SCOPE)
+    machine_oauth_scopes: tuple[str, ...] = (CLASSIFY_SCOPE, FEEDBACK_SCOPE, REVIEW_SCOPE, LABELS_SCOPE)
     people_auth_flows: tuple[str, ...] = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH",
                                           "ALLOW_REFRESH_TOKEN_AUTH")
 

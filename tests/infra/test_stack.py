@@ -244,8 +244,8 @@ def test_cognito_pool_clients_scopes_and_groups(synthesized, stage):
     })
     template.has_resource_properties("AWS::Cognito::UserPoolResourceServer", {
         "Identifier": config.RESOURCE_SERVER_ID,
-        "Scopes": [{"ScopeName": config.CLASSIFY_SCOPE_NAME, "ScopeDescription": Match.any_value()},
-                   {"ScopeName": config.FEEDBACK_SCOPE_NAME, "ScopeDescription": Match.any_value()}],
+        "Scopes": [{"ScopeName": name, "ScopeDescription": Match.any_value()}
+                   for name, _ in config.USER_POOL.scopes],
     })
     clients = {r["Properties"]["ClientName"]: r["Properties"]
                for r in synthesized.resources(stage, "AWS::Cognito::UserPoolClient").values()}
@@ -253,13 +253,14 @@ def test_cognito_pool_clients_scopes_and_groups(synthesized, stage):
     server = logical_id(synthesized.templates[stage]["Resources"], "IdentityUserPoolResourceServer")
     assert machine["GenerateSecret"] is True and machine["AllowedOAuthFlows"] == ["client_credentials"]
     assert [render(scope) for scope in machine["AllowedOAuthScopes"]] == [
-        f"{server}/{config.CLASSIFY_SCOPE_NAME}", f"{server}/{config.FEEDBACK_SCOPE_NAME}"]
+        f"{server}/{name}" for name in (config.CLASSIFY_SCOPE_NAME, config.FEEDBACK_SCOPE_NAME,
+                                        config.REVIEW_SCOPE_NAME, config.LABELS_SCOPE_NAME)]
     assert machine.get("ExplicitAuthFlows", ["ALLOW_REFRESH_TOKEN_AUTH"]) == ["ALLOW_REFRESH_TOKEN_AUTH"]
     assert user["GenerateSecret"] is False and "AllowedOAuthFlows" not in user
     assert {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"} <= set(user["ExplicitAuthFlows"])
     groups = {r["Properties"]["GroupName"]
               for r in synthesized.resources(stage, "AWS::Cognito::UserPoolGroup").values()}
-    assert groups == {config.CLASSIFY_GROUP, config.FEEDBACK_GROUP}
+    assert groups == {config.CLASSIFY_GROUP, config.FEEDBACK_GROUP, config.REVIEWERS_GROUP, config.ADMINS_GROUP}
 
 
 # --- Least privilege ---------------------------------------------------------------------------------------

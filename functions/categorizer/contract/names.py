@@ -51,10 +51,16 @@ class MetricName(StrEnum):
 RESOURCE_SERVER_ID = APP_NAME
 CLASSIFY_SCOPE_NAME = "classify"
 FEEDBACK_SCOPE_NAME = "feedback"
+REVIEW_SCOPE_NAME = "review"  # list, claim and decide review items
+LABELS_SCOPE_NAME = "labels"  # change the label catalogue
 CLASSIFY_SCOPE = f"{RESOURCE_SERVER_ID}/{CLASSIFY_SCOPE_NAME}"
 FEEDBACK_SCOPE = f"{RESOURCE_SERVER_ID}/{FEEDBACK_SCOPE_NAME}"
+REVIEW_SCOPE = f"{RESOURCE_SERVER_ID}/{REVIEW_SCOPE_NAME}"
+LABELS_SCOPE = f"{RESOURCE_SERVER_ID}/{LABELS_SCOPE_NAME}"
 CLASSIFY_GROUP = "classify"
 FEEDBACK_GROUP = "feedback"
+REVIEWERS_GROUP = "reviewers"
+ADMINS_GROUP = "admins"
 # The scope every Cognito user access token has (API Gateway lets it through; the app then checks groups).
 USER_TOKEN_SCOPE = "aws.cognito.signin.user.admin"  # noqa: S105 - a scope name, not a secret
 PASSWORD_MIN_LENGTH = 14  # Cognito password policy (also: upper, lower, digit and symbol required)

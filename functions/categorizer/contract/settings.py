@@ -86,8 +86,12 @@ class Identity(EnvSettings):
     issuer: str | None = setting("TOKEN_ISSUER", None)
     classify_scope: str = setting("CLASSIFY_SCOPE", names.CLASSIFY_SCOPE)
     feedback_scope: str = setting("FEEDBACK_SCOPE", names.FEEDBACK_SCOPE)
+    review_scope: str = setting("REVIEW_SCOPE", names.REVIEW_SCOPE)
+    labels_scope: str = setting("LABELS_SCOPE", names.LABELS_SCOPE)
     classify_group: str = setting("CLASSIFY_GROUP", names.CLASSIFY_GROUP)
     feedback_group: str = setting("FEEDBACK_GROUP", names.FEEDBACK_GROUP)
+    review_group: str = setting("REVIEW_GROUP", names.REVIEWERS_GROUP)
+    admins_group: str = setting("ADMINS_GROUP", names.ADMINS_GROUP)
     region: str = setting("AWS_REGION", "us-east-1", aliases=("AWS_DEFAULT_REGION",), runtime=True)
 
     def __post_init__(self) -> None:

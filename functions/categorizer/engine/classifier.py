@@ -37,6 +37,10 @@ class Prediction:
     top_k: list[LabelScore]
     needs_review: bool
     truncated: bool
+    # Out-of-scope detection: novelty is higher for texts less like the training data; out_of_scope when it
+    # passes the bundle's calibrated threshold (bundles without novelty statistics never flag).
+    out_of_scope: bool = False
+    novelty: float = 0.0
 
 
 @dataclass(frozen=True)
