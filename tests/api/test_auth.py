@@ -14,7 +14,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from categorizer.api.auth import AuthenticationError, AuthUnavailableError, JwksCache
+from categorizer.api.auth import (
+    LEEWAY_SECONDS,
+    AuthenticationError,
+    AuthUnavailableError,
+    JwksCache,
+    TokenVerifier,
+    VerifiedTokens,
+)
 from tests.api.conftest import CLASSIFY_SCOPE, FEEDBACK_SCOPE, Api, Cognito, assert_error
 
 CLASSIFY = {"texts": ["When will my new card arrive?"]}
@@ -211,3 +218,51 @@ def test_unreachable_jwks_is_503_not_500(api_config, build_handler, lambda_conte
 def test_jwks_over_plain_http_is_refused_off_loopback() -> None:
     with pytest.raises(AuthUnavailableError):
         JwksCache("http://cognito-idp.us-east-1.amazonaws.com/pool/.well-known/jwks.json")
+
+
+# --- Verified tokens are remembered until they expire ------------------------------------------------------
+
+
+def _verifier(cognito: Cognito, now: list[float]) -> TokenVerifier:
+    return TokenVerifier(issuer=cognito.issuer, client_ids=[cognito.machine_client_id],
+                         jwks=JwksCache(cognito.jwks_url), verified=VerifiedTokens(clock=lambda: now[0]))
+
+
+def test_a_remembered_token_lapses_when_its_exp_and_the_leeway_pass(api_env: Cognito) -> None:
+    claims = api_env.machine_claims()
+    now = [float(claims["iat"])]
+    verifier = _verifier(api_env, now)
+    token = api_env.sign(claims)
+
+    first, again = verifier.verify(token), verifier.verify(token)
+
+    assert again == first and len(verifier.verified) == 1
+    now[0] = claims["exp"] + LEEWAY_SECONDS - 1
+    assert verifier.verified.get(token) == first
+    now[0] = claims["exp"] + LEEWAY_SECONDS  # the moment jwt.decode refuses it too: the full check runs again
+    assert verifier.verified.get(token) is None and len(verifier.verified) == 0
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_still_refused(api_env: Cognito) -> None:
+    now = [time.time()]
+    verifier = _verifier(api_env, now)
+    token = api_env.access_token("bob")
+    verifier_for_people = TokenVerifier(issuer=api_env.issuer, client_ids=[api_env.people_client_id],
+                                        jwks=verifier.jwks, verified=verifier.verified)
+    assert verifier_for_people.verify(token).groups == frozenset({"classify"})
+
+    with pytest.raises(AuthenticationError, match="signature"):
+        verifier_for_people.verify(_tampered(api_env))
+
+
+def test_remembered_tokens_are_bounded_least_recently_used_first(api_env: Cognito) -> None:
+    now = [time.time()]
+    verifier = TokenVerifier(issuer=api_env.issuer, client_ids=[api_env.machine_client_id],
+                             jwks=JwksCache(api_env.jwks_url), verified=VerifiedTokens(capacity=2,
+                                                                                       clock=lambda: now[0]))
+    tokens = [api_env.machine_token() for _ in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+
+    assert len(verifier.verified) == 2
+    assert verifier.verified.get(tokens[0]) is None and verifier.verified.get(tokens[2]) is not None

@@ -4,6 +4,11 @@ The same code runs locally (keys from the Cognito emulator) and in AWS: the JWKS
 from the issuer. Checked: algorithm (RS256 only), signing key (by `kid`, from the pool's JWKS), signature,
 issuer, `token_use` (access or id), the app client (`client_id` of access tokens, `aud` of id tokens),
 `exp` / `nbf` / `iat` with a small leeway.
+
+A token that passed every check is remembered (by its exact string, signature included) until it expires:
+clients send the same token for an hour, and the RSA check plus pyjwt's parsing cost more per request than
+the rest of the API layer together (bench/results/*-api-handler.md). A remembered token is refused from the
+moment its `exp` (plus the leeway) passes, exactly as a fresh check would.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +30,7 @@ from categorizer.observability import logger
 
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 10
+VERIFIED_TOKENS_KEPT = 1024  # a container serves few callers; the bound keeps forged-token floods harmless
 REALM = "categorizer"
 # Cognito access tokens name the app client in `client_id`, ID tokens in `aud`.
 CLIENT_CLAIM_BY_TOKEN_USE = {"access": "client_id", "id": "aud"}
@@ -141,16 +148,58 @@ class JwksCache:
         return keys
 
 
+class VerifiedTokens:
+    """Tokens that passed verification, with the time each stops being valid; least recently used go first."""
+
+    def __init__(self, *, capacity: int = VERIFIED_TOKENS_KEPT, clock: Callable[[], float] = time.time) -> None:
+        self._capacity = capacity
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, token: str) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            principal, valid_until = entry
+            if self._clock() >= valid_until:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return principal
+
+    def put(self, token: str, principal: Principal, *, valid_until: float) -> None:
+        with self._lock:
+            self._entries[token] = (principal, valid_until)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     def __init__(self, *, issuer: str, client_ids: Iterable[str], jwks: JwksCache,
-                 leeway: float = LEEWAY_SECONDS) -> None:
+                 leeway: float = LEEWAY_SECONDS, verified: VerifiedTokens | None = None) -> None:
         self.issuer = issuer
         self.client_ids = frozenset(client_ids)
         self.jwks = jwks
         self.leeway = leeway
+        self.verified = verified if verified is not None else VerifiedTokens()
 
     def verify(self, token: str) -> Principal:
+        known = self.verified.get(token)
+        if known is not None:
+            return known
         claims = self._verified_claims(token)
+        principal = self._principal(claims)
+        # jwt.decode accepted `exp` with the leeway; the remembered token lapses at that same moment.
+        self.verified.put(token, principal, valid_until=float(claims["exp"]) + self.leeway)
+        return principal
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
         use = claims["token_use"]
         if use not in CLIENT_CLAIM_BY_TOKEN_USE:
             raise AuthenticationError("token_use must be `access` or `id`")
