@@ -151,7 +151,7 @@ def _with_sparse_head(model, texts: Sequence[str], targets: np.ndarray, weights:
     log.info("sparse head: %d n-grams, weight %.2f", len(vocabulary.ngrams), recipe.sparse_head_weight)
     encoder_int8 = export_int8(model, workdir / "export", output_name="logits", probabilities=False)
     grafted = add_to_graph(encoder_int8, workdir / "export" / "model.int8.sparse.onnx", vocabulary=vocabulary,
-                           head=head, weight=recipe.sparse_head_weight)
+                           head=head, weight=recipe.sparse_head_weight, max_tokens=recipe.max_tokens)
     return grafted, len(vocabulary.ngrams)
 
 

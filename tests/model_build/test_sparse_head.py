@@ -74,17 +74,22 @@ def test_sparse_head_learns_the_training_data(tiny):
     assert (sparse_logits(features, head).argmax(axis=1) == targets).mean() >= 0.9
 
 
-def test_onnx_graft_computes_the_same_probabilities_as_python_padded_or_not(tiny, tmp_path: Path):
+@pytest.mark.parametrize("max_tokens", ["longest text", 128])
+def test_onnx_graft_computes_the_same_probabilities_as_python_padded_or_not(tiny, tmp_path: Path, max_tokens):
+    """The graph gathers only the n-grams a text holds (at most 2 * max_tokens - 1 of them for 1-2-grams):
+    with max_tokens at the longest text that is fewer slots than the vocabulary, and the sums stay exact."""
     data, labels, ids, targets = tiny
+    width = max(len(row) for row in ids)
+    max_tokens = width if max_tokens == "longest text" else max_tokens
     vocabulary = build_vocabulary(ids, max_n=2, min_df=1)
+    assert max_tokens != width or 2 * width - 1 < len(vocabulary.ngrams)
     features = tfidf_matrix(ids, vocabulary)
     head = train_sparse_head(features, targets, np.ones(len(data), dtype=np.float32), num_labels=len(labels),
                              l2=1e-4)
     model = add_to_graph(_zero_logits_graph(tmp_path / "zero.onnx", len(labels)), tmp_path / "sparse.onnx",
-                         vocabulary=vocabulary, head=head, weight=0.7)
+                         vocabulary=vocabulary, head=head, weight=0.7, max_tokens=max_tokens)
     session = create_session(model, threads=1)
     expected = _softmax(0.7 * sparse_logits(features, head))
-    width = max(len(row) for row in ids)
     padded = np.zeros((len(ids), width), dtype=np.int64)  # the engine pads batches with id 0
     for row, token_ids in enumerate(ids):
         padded[row, : len(token_ids)] = token_ids
@@ -102,7 +107,7 @@ def test_graft_refuses_a_graph_that_already_outputs_probabilities(tiny, tmp_path
                              num_labels=len(labels), l2=1e-4)
     graph = _zero_logits_graph(tmp_path / "zero.onnx", len(labels), output="probabilities")
     with pytest.raises(ValueError, match="output named 'logits'"):
-        add_to_graph(graph, tmp_path / "out.onnx", vocabulary=vocabulary, head=head, weight=1.0)
+        add_to_graph(graph, tmp_path / "out.onnx", vocabulary=vocabulary, head=head, weight=1.0, max_tokens=128)
 
 
 def test_full_recipe_uses_the_sparse_head_and_fast_does_not():

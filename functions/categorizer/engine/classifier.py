@@ -66,12 +66,18 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# onnxruntime would fuse residual Add + LayerNormalization into SkipLayerNormalization, whose kernel is slower
+# than the two plain ops here (model_build/export.py `fuse`; measured in docs/model.md, "Engine").
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+
+
 def create_session(model_path: Path, *, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(DISABLED_OPTIMIZERS))
 
 
 def load_tokenizer(path: Path, *, max_tokens: int) -> Tokenizer:
