@@ -73,7 +73,8 @@ def evaluate(probabilities: np.ndarray, true_labels: Sequence[str], labels: Sequ
         raise ValueError(f"evaluation labels not known to the model: {unknown[:10]}")
     y_true = np.array([index[t] for t in true_labels])
     y_pred = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
+    # float64: float32 means depend on summation order, and a report must not depend on row order.
+    confidence = probabilities.max(axis=1).astype(np.float64)
     correct = (y_true == y_pred).astype(np.float64)
     classes = per_class_scores(y_true, y_pred, labels)
     present = [label for label in labels if classes[label]["support"] > 0]
