@@ -1,0 +1,191 @@
+"""Cold start of the API function as Lambda sees it, on the local stack's AWS (moto in server mode).
+
+Each round is a fresh Python process that imports the handler module (what Lambda's init does), then answers
+its first request: a REST (v1) classify event with a real Cognito token, which resolves the champion pointer
+(SSM), downloads the champion bundle from S3, unpacks it, verifies every file's sha256, creates the ONNX
+session, fetches the JWKS and classifies. The child times each phase by wrapping the functions the handler
+calls (the same objects, nothing replaced); the parent times the whole process from launch to answer.
+
+    .venv/bin/python bench/api_cold_start.py [--model artifacts/served] [--rounds 7]
+    # as Lambda: its CPython, only the layer's packages and the runtime's boto3 (no venv, no dev packages)
+    .venv/bin/python bench/api_cold_start.py --python python3.13 --layer <built layer> --runtime <boto3 dir>
+Results: bench/results/<date>-api-cold-start.md (+ .json), and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+PHASES = ("python start", "import handler", "champion pointer (SSM)", "download bundle (S3)", "unpack",
+          "verify sha256", "ONNX session + tokenizer", "JWKS fetch", "first classify (rest of request)")
+
+
+def child() -> None:
+    """One cold start. Prints a JSON object of phase -> seconds."""
+    started = time.perf_counter()
+    sys.path[:0] = os.environ["BENCH_PATH"].split(os.pathsep)
+    timings: dict[str, float] = {}
+
+    def timed(owner, name: str, phase: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    import categorizer.handlers.api as api_module
+
+    timings["import handler"] = time.perf_counter() - started
+    from categorizer import model_store
+    from categorizer.adapters.model_registry_bucket import ModelBucket
+    from categorizer.api.auth import JwksCache
+    from categorizer_cli.local.lambda_context import LocalLambdaContext  # stdlib only
+
+    timed(model_store.parameters, "get_parameter", "champion pointer (SSM)")
+    timed(ModelBucket, "download_file", "download bundle (S3)")
+    timed(model_store, "extract_bundle", "unpack")
+    timed(model_store, "load_bundle", "verify sha256")
+    timed(model_store, "Classifier", "ONNX session + tokenizer")
+    timed(JwksCache, "_fetch", "JWKS fetch")
+    event = json.loads(os.environ["BENCH_EVENT"])
+    request_started = time.perf_counter()
+    response = api_module.handler(event, LocalLambdaContext(function_name="categorizer-api-bench",
+                                                            timeout_seconds=30))
+    request = time.perf_counter() - request_started
+    if response["statusCode"] != 200:
+        raise SystemExit(f"handler answered {response['statusCode']}: {response['body'][:300]}")
+    measured = sum(timings.get(p, 0.0) for p in PHASES[2:-1])
+    timings["first classify (rest of request)"] = request - measured
+    timings["in process"] = time.perf_counter() - started
+    print("BENCH " + json.dumps(timings), flush=True)
+
+
+def _setup(endpoint: str, bundle_tarball: Path, version: str) -> dict[str, str]:
+    import boto3
+    from api_handler import _cognito_token
+
+    aws = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "bench",
+           "aws_secret_access_key": "bench"}
+    env, token = _cognito_token(endpoint)
+    s3, ssm = boto3.client("s3", **aws), boto3.client("ssm", **aws)
+    s3.create_bucket(Bucket="bench-models")
+    key = f"models/{version}/model.tar.gz"
+    s3.upload_file(str(bundle_tarball), "bench-models", key)
+    ssm.put_parameter(Name="/categorizer/bench/champion", Type="String",
+                      Value=json.dumps({"version": version, "key": key}))
+    from api_handler import _event
+
+    return {**env, "BENCH_EVENT": json.dumps(_event(token)), "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "bench",
+            "MODEL_BUCKET": "bench-models", "CHAMPION_PARAMETER": "/categorizer/bench/champion",
+            "FEEDBACK_TABLE": "bench-feedback", "INGEST_BUCKET": "bench-ingest", "RESULTS_BUCKET": "bench-results",
+            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "Categorizer",
+            "POWERTOOLS_LOG_LEVEL": "WARNING", "ONNX_THREADS": "1"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "served",
+                        help="an artifacts folder (its model/ bundle and models/<version>.tar.gz)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--python", default=sys.executable, help="the child interpreter (default: this one)")
+    parser.add_argument("--layer", type=Path, help="a built dependency layer (its python/ folder is used)")
+    parser.add_argument("--runtime", type=Path, help="what the Lambda runtime provides (boto3, botocore, ...)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child()
+        return 0
+    manifest = json.loads((args.model / "model" / "manifest.json").read_text(encoding="utf-8"))
+    version = manifest["version"]
+    tarball = args.model / "models" / f"{version}.tar.gz"
+    if not tarball.is_file():
+        sys.exit(f"no {tarball}: build the model with `make served-model`")
+
+    from api_handler import _free_port
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    loads = [os.getloadavg()[0]]
+    rounds: list[dict[str, float]] = []
+    try:
+        env = _setup(f"http://127.0.0.1:{port}", tarball, version)
+        # The function's code (and the local Lambda context stub); with --layer, only the layer's packages.
+        paths = [ROOT / "functions", ROOT / "cli"]
+        paths += [p for p in (args.layer and args.layer / "python", args.runtime) if p]
+        command = [args.python, *(["-I"] if args.layer else []), __file__, "--child"]
+        for _ in range(args.rounds):
+            with tempfile.TemporaryDirectory(prefix="cold-") as cache:
+                child_env = {**os.environ, **env, "MODEL_CACHE_DIR": cache,
+                             "BENCH_PATH": os.pathsep.join(map(str, paths))}
+                launched = time.perf_counter()
+                # Launch to the answer line: the process's exit (interpreter teardown) is not cold start.
+                process = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+                line = ""
+                for line in process.stdout:  # type: ignore[union-attr]
+                    if line.startswith("BENCH "):
+                        break
+                total = time.perf_counter() - launched
+                _, errors = process.communicate(timeout=120)
+                if not line.startswith("BENCH "):
+                    raise SystemExit(f"cold start failed: {errors[-2000:]}")
+            timings = json.loads(line[len("BENCH "):])
+            timings["python start"] = total - timings["in process"]
+            timings["whole (launch to answer)"] = total
+            rounds.append(timings)
+            loads.append(os.getloadavg()[0])
+    finally:
+        server.stop()
+
+    rows = [*PHASES, "whole (launch to answer)"]
+    medians = {row: statistics.median(r.get(row, 0.0) for r in rounds) for row in rows}
+    now = datetime.now(UTC)
+    lines = [
+        f"# API function cold start on the local stack ({now:%Y-%m-%d %H:%M} UTC)", "",
+        f"Command: `.venv/bin/python bench/api_cold_start.py --model {args.model} --rounds {args.rounds}"
+        + (f" --python {args.python} --layer {args.layer} --runtime {args.runtime}" if args.layer else "") + "`", "",
+        f"Child: `{args.python}`" + (" -I, only the Lambda layer's packages and the runtime's boto3 on its path"
+                                     if args.layer else ", this virtualenv") + ".", "",
+        f"Model `{version}` ({manifest.get('labels')} labels), downloaded from moto S3 on loopback. Machine: "
+        f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; 1-minute "
+        f"load average {min(loads):.1f}-{max(loads):.1f} during the run. Medians of {args.rounds} fresh "
+        "processes (warm page cache: Lambda's cold start also reads its code from a warm-ish cache).", "",
+        "| phase | median s | share |", "|---|---:|---:|",
+        *[f"| {row} | {medians[row]:.3f} | {medians[row] / medians['whole (launch to answer)']:.0%} |"
+          for row in rows], "",
+        f"Goal (issue 18): whole <= 1.0 s -> **{'met' if medians['whole (launch to answer)'] <= 1.0 else 'not met'}**.",
+    ]
+    report = "\n".join(lines) + "\n"
+    out_md = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-api-cold-start.md"
+    out_md.write_text(report, encoding="utf-8")
+    out_md.with_suffix(".json").write_text(json.dumps({"rounds": rounds, "medians": medians, "load": loads,
+                                                       "model": version}, indent=1), encoding="utf-8")
+    print(report)
+    print(f"written: {out_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
