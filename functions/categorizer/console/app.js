@@ -1,6 +1,8 @@
 // categorizer console: plain ES module, no dependencies, no build step.
 // Every string that comes from a user, a file or the API is put on the page with textContent, never as HTML.
 
+import { createReview } from "./review.js";
+
 const API = new URL("../v1/", window.location.href);
 const session = { token: null, username: null, labels: [], loaded: {} };
 let config = null;
@@ -144,6 +146,7 @@ function signOut(message = "") {
   session.loaded = {};
   for (const url of objectUrls.splice(0)) URL.revokeObjectURL(url);
   $("predictions").replaceChildren();
+  review.reset();
   $("file-detail").replaceChildren();
   $("file-detail").hidden = true;
   $("texts").value = "";
@@ -167,7 +170,8 @@ function showSignedIn() {
 }
 
 // ------------------------------------------------------------------------------------------------ tabs
-const loaders = { files: loadFiles, model: loadModel, ops: loadOps };
+const review = createReview({ api, el, setState, $, session, pct });
+const loaders = { review: () => review.open(), files: loadFiles, model: loadModel, ops: loadOps };
 
 function selectTab(name, { focus = false } = {}) {
   for (const tab of document.querySelectorAll(".tab")) {
@@ -213,9 +217,9 @@ async function classify(event) {
   try {
     const result = await api("classify", { method: "POST", body: { texts: lines, top_k: Number($("top-k").value) } });
     list.replaceChildren(...result.predictions.map((p, i) => predictionItem(lines[i], p, result.model_version)));
-    const review = result.predictions.filter((p) => p.needs_review).length;
+    const doubtful = result.predictions.filter((p) => p.needs_review).length;
     setState(state, `${lines.length} classified by model ${result.model_version}` +
-      (review ? `; ${review} need${review > 1 ? "" : "s"} review.` : "."), "ok");
+      (doubtful ? `; ${doubtful} need${doubtful > 1 ? "" : "s"} review.` : "."), "ok");
   } catch (err) {
     setState(state, err.message, "error");
   } finally {
@@ -491,6 +495,7 @@ async function start() {
   $("sign-out").addEventListener("click", () => signOut("Signed out."));
   $("classify-form").addEventListener("submit", classify);
   $("upload-form").addEventListener("submit", upload);
+  review.install();
   $("tabs").addEventListener("keydown", onTabKey);
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => selectTab(tab.dataset.tab));
   $("texts").addEventListener("keydown", (event) => {

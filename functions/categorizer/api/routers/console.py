@@ -19,7 +19,8 @@ from categorizer.api.routers.files import ERRORS
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "console"
 # The only files served under /console/: name -> media type. Nothing else is reachable (no path joins).
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+ASSETS = {"app.js": "text/javascript; charset=utf-8", "review.js": "text/javascript; charset=utf-8",
+          "app.css": "text/css; charset=utf-8"}
 REPORT_IMAGES = ("confusion.png", "reliability.png")
 
 router = APIRouter(include_in_schema=False)
