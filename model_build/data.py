@@ -107,8 +107,14 @@ def _check_columns(path: Path, record: dict, text_columns: Sequence[str], label_
 
 def stratified_split(data: LabelledData, *, fraction: float, seed: int) -> tuple[LabelledData, LabelledData]:
     """Split off `fraction` of every class (at least one item where the class has two or more)."""
+    keep, held = stratified_indices(data.labels, fraction=fraction, seed=seed)
+    return data.subset(keep), data.subset(held)
+
+
+def stratified_indices(labels: Sequence[str], *, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(kept, held-out) positions: `fraction` of every class held out, as `stratified_split` does."""
     by_label: dict[str, list[int]] = defaultdict(list)
-    for index, label in enumerate(data.labels):
+    for index, label in enumerate(labels):
         by_label[label].append(index)
     rng = random.Random(seed)
     keep, held = [], []
@@ -120,7 +126,7 @@ def stratified_split(data: LabelledData, *, fraction: float, seed: int) -> tuple
         n_held = min(max(n_held, 1), len(indices) - 1) if len(indices) >= 2 else 0
         held.extend(indices[:n_held])
         keep.extend(indices[n_held:])
-    return data.subset(sorted(keep)), data.subset(sorted(held))
+    return sorted(keep), sorted(held)
 
 
 def sha256_files(paths: Sequence[Path]) -> str:

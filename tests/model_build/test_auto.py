@@ -1,0 +1,78 @@
+"""`--recipe auto`: candidates are scored on a validation split of train, the choice and every trial recorded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model_build.auto import AutoInputs, choose_recipe
+from model_build.data import LabelledData, stratified_indices
+from model_build.recipe import FULL
+from model_build.train import train_head
+
+LABELS = ["card_arrival", "exchange_rate", "lost_card"]
+WORDS = {"card_arrival": [11, 12, 13], "exchange_rate": [21, 22, 23], "lost_card": [31, 32, 33]}
+
+
+def _inputs(*, separable_embeddings: bool, n: int = 30, seed: int = 0) -> AutoInputs:
+    """Texts of three classes. The token ids always name the class (the n-gram head can learn it); the
+    embeddings either do too or are noise (then only the n-grams carry the signal)."""
+    rng = np.random.default_rng(seed)
+    labels, ids, features = [], [], []
+    for i in range(n):
+        label = LABELS[i % 3]
+        labels.append(label)
+        ids.append([101, *rng.choice(WORDS[label], size=3).tolist(), 7, 102])
+        centre = np.eye(8, dtype=np.float32)[LABELS.index(label)] if separable_embeddings else 0
+        features.append(centre + rng.normal(0, 0.05 if separable_embeddings else 1.0, 8).astype(np.float32))
+    train = LabelledData([f"text {i}" for i in range(n)], labels)
+    return AutoInputs(train=train, features=np.array(features, dtype=np.float32), token_ids=ids, labels=LABELS)
+
+
+def test_every_candidate_is_scored_on_held_out_training_items_and_recorded():
+    inputs = _inputs(separable_embeddings=True)
+    choice = choose_recipe(inputs, base=FULL, train_head=train_head)
+
+    names = [t.name for t in choice.trials]
+    assert names[0] == "frozen head" and len(names) == 4
+    assert all(t.macro_f1 is not None and t.seconds >= 0 for t in choice.trials)
+    _, held = stratified_indices(inputs.train.labels, fraction=FULL.validation_fraction, seed=FULL.seed)
+    assert choice.validation_items == len(held) > 0
+    assert choice.chosen in names and choice.reason.startswith("best validation macro-F1")
+    # A perfect frozen head leaves the n-gram candidates nothing to win: the cheaper recipe is kept.
+    assert choice.chosen == "frozen head" and choice.recipe.sparse_head_weight == 0
+
+
+def test_the_ngram_head_wins_when_only_the_words_carry_the_signal():
+    choice = choose_recipe(_inputs(separable_embeddings=False, n=60), base=FULL, train_head=train_head)
+
+    assert choice.recipe.sparse_head_weight > 0
+    frozen = next(t for t in choice.trials if t.name == "frozen head")
+    winner = next(t for t in choice.trials if t.name == choice.chosen)
+    assert winner.macro_f1 > frozen.macro_f1
+
+
+def test_fine_tuning_is_skipped_with_the_reason_when_it_does_not_fit_the_budget():
+    recipe = FULL.with_overrides({"fine_tune_epochs": 2})
+    choice = choose_recipe(_inputs(separable_embeddings=True), base=recipe, train_head=train_head,
+                           fine_tune=lambda *args: pytest.fail("must not run"), budget_seconds=60,
+                           estimate_fine_tune_seconds=lambda items: 100.0)
+
+    skipped = choice.trials[-1]
+    assert skipped.name.startswith("fine-tune 2 epochs") and skipped.macro_f1 is None
+    assert "needs ~200 s" in skipped.skipped and choice.recipe.fine_tune_epochs == 0
+
+
+def test_fine_tuning_runs_within_the_budget_on_the_split_only():
+    seen: dict[str, int] = {}
+
+    def fine_tune(texts, targets, weights, texts_val, recipe):
+        seen.update(train=len(texts), validation=len(texts_val), epochs=recipe.fine_tune_epochs)
+        return np.zeros((len(texts_val), len(LABELS)), dtype=np.float32)  # learns nothing: must not win
+
+    inputs = _inputs(separable_embeddings=True)
+    choice = choose_recipe(inputs, base=FULL.with_overrides({"fine_tune_epochs": 1}), train_head=train_head,
+                           fine_tune=fine_tune, budget_seconds=600, estimate_fine_tune_seconds=lambda items: 1.0)
+
+    assert seen["train"] + seen["validation"] == len(inputs.train) and seen["epochs"] == 1
+    assert choice.trials[-1].macro_f1 is not None and choice.recipe.fine_tune_epochs == 0
