@@ -114,11 +114,11 @@ def sparse_logits(features: sparse.csr_matrix, head: SparseHead) -> np.ndarray:
 def add_to_graph(model_path: Path, out_path: Path, *, vocabulary: NGramVocabulary, head: SparseHead,
                  weight: float, logits_name: str = "logits", output_name: str = "probabilities") -> Path:
     """Graft the sparse head onto an exported encoder graph whose output is `logits`:
-    probabilities = softmax(encoder logits + weight * sparse logits)."""
+    probabilities = softmax(encoder logits + weight * sparse logits). Other outputs (the embedding) stay."""
     model = onnx.load(str(model_path))
     graph = model.graph
-    if [o.name for o in graph.output] != [logits_name]:
-        raise ValueError(f"expected one graph output named {logits_name!r}")
+    if not graph.output or graph.output[0].name != logits_name:
+        raise ValueError(f"expected the first graph output to be named {logits_name!r}")
     counts, pool, start = [], [], 0
     for n in range(1, vocabulary.max_n + 1):
         group = [g for g in vocabulary.ngrams if len(g) == n]
@@ -151,8 +151,10 @@ def add_to_graph(model_path: Path, out_path: Path, *, vocabulary: NGramVocabular
         helper.make_node("Softmax", ["combined_logits"], [output_name], axis=-1),
     ])
     num_labels = head.weight.shape[0]
+    others = [onnx.ValueInfoProto.FromString(o.SerializeToString()) for o in list(graph.output)[1:]]
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", num_labels]))
+    graph.output.extend(others)
     if not any(o.domain in ("", "ai.onnx") and o.version >= OPSET for o in model.opset_import):
         raise ValueError("the encoder graph must use the default ONNX domain")
     onnx.checker.check_model(model)
