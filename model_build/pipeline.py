@@ -42,6 +42,7 @@ from model_build.sparse_head import add_to_graph, build_vocabulary, tfidf_matrix
 from model_build.train import build_classifier, embed, fine_tune, tokenize, train_head
 
 log = logging.getLogger(__name__)
+ALTERNATIVE_FLAG_RATES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
 
 
 @dataclass
@@ -192,9 +193,12 @@ def _novelty(features: np.ndarray, targets: np.ndarray, *, num_labels: int,
     held_scores = cross_fitted_scores(features, targets, num_labels=num_labels, shrinkage=recipe.novelty_shrinkage,
                                       seed=recipe.seed)
     threshold = calibrate_threshold(held_scores, flag_rate=recipe.novelty_flag_rate)
+    # Other operating points, for a stage that wants to flag more or less (OUT_OF_SCOPE_THRESHOLD).
+    alternatives = {f"{rate:g}": calibrate_threshold(held_scores, flag_rate=rate) for rate in ALTERNATIVE_FLAG_RATES}
     return stats, {"method": NOVELTY_METHOD, "calibration": NOVELTY_CALIBRATION, "threshold": threshold,
                    "shrinkage": recipe.novelty_shrinkage, "flag_rate": recipe.novelty_flag_rate,
-                   "calibration_items": len(held_scores), "output": NOVELTY_OUTPUT}
+                   "calibration_items": len(held_scores), "output": NOVELTY_OUTPUT,
+                   "thresholds_by_flag_rate": alternatives}
 
 
 def out_of_scope_metrics(probabilities: np.ndarray, novelty: np.ndarray, true_labels: Sequence[str],
