@@ -101,6 +101,9 @@ class AlarmThresholds:
     function_throttles: int
     rejected_row_ratio: float  # rejected / (classified + rejected) per hour
     low_confidence_share: float  # drift: the share of predictions sent to review above this baseline
+    # drift: the share of API predictions and batch rows flagged out-of-scope (a new kind of input). The model
+    # flags about 1 % of texts like its training data (its calibrated rate), so a share this high is news.
+    out_of_scope_share: float
     feedback_disagreement_rate: float
     promotions_rejected_in_a_row: int
 
@@ -154,7 +157,7 @@ class StageConfig:
 
 _DEV_ALARMS = AlarmThresholds(
     api_5xx_rate_percent=5.0, api_p99_latency_ms=3000, function_errors=5, function_throttles=5,
-    rejected_row_ratio=0.2, low_confidence_share=0.35, feedback_disagreement_rate=0.5,
+    rejected_row_ratio=0.2, low_confidence_share=0.35, out_of_scope_share=0.15, feedback_disagreement_rate=0.5,
     promotions_rejected_in_a_row=3,
 )
 
@@ -194,7 +197,7 @@ STAGES: dict[str, StageConfig] = {
         access_log_expiration_days=365,
         retrain_enabled=True,
         alarms=replace(_DEV_ALARMS, api_5xx_rate_percent=1.0, api_p99_latency_ms=1000, function_errors=1,
-                       function_throttles=1, rejected_row_ratio=0.05, low_confidence_share=0.25,
+                       function_throttles=1, rejected_row_ratio=0.05, low_confidence_share=0.25, out_of_scope_share=0.1,
                        feedback_disagreement_rate=0.3, promotions_rejected_in_a_row=2),
     ),
 }

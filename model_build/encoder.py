@@ -48,7 +48,8 @@ class SentenceEncoder(nn.Module):
 
 
 class SentenceClassifier(nn.Module):
-    """Token ids -> class logits (training) or probabilities (export, `probabilities=True`)."""
+    """Token ids -> class logits (training) or probabilities (export, `probabilities=True`); with
+    `with_embedding=True` (export) also the sentence embedding, from which the graph computes novelty."""
 
     def __init__(self, encoder: nn.Module, num_labels: int, scale: float = 1.0) -> None:
         super().__init__()
@@ -56,7 +57,10 @@ class SentenceClassifier(nn.Module):
         hidden = encoder.config.hidden_size
         self.head = nn.Linear(hidden, num_labels)
         self.probabilities = False
+        self.with_embedding = False
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.sentence_encoder(input_ids, attention_mask))
-        return torch.softmax(logits, dim=-1) if self.probabilities else logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        embedding = self.sentence_encoder(input_ids, attention_mask)
+        logits = self.head(embedding)
+        out = torch.softmax(logits, dim=-1) if self.probabilities else logits
+        return (out, embedding) if self.with_embedding else out

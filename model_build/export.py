@@ -17,11 +17,17 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def export_onnx(model: nn.Module, path: Path, *, output_name: str, probabilities: bool = True) -> Path:
-    """TorchScript export: unlike the dynamo route, its attention pattern gets fully fused."""
+def export_onnx(model: nn.Module, path: Path, *, output_name: str, probabilities: bool = True,
+                embedding_name: str | None = None) -> Path:
+    """TorchScript export: unlike the dynamo route, its attention pattern gets fully fused.
+    `embedding_name`: also output the sentence embedding under that name (a SentenceClassifier)."""
     model = copy.deepcopy(model).eval()
     if hasattr(model, "probabilities"):
         model.probabilities = probabilities
+    output_names = [output_name]
+    if embedding_name:
+        model.with_embedding = True
+        output_names.append(embedding_name)
     dummy_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
     dummy_mask = (dummy_ids != 0).to(torch.int64)
     with torch.no_grad():
@@ -30,11 +36,11 @@ def export_onnx(model: nn.Module, path: Path, *, output_name: str, probabilities
             (dummy_ids, dummy_mask),
             str(path),
             input_names=["input_ids", "attention_mask"],
-            output_names=[output_name],
+            output_names=output_names,
             dynamic_axes={
                 "input_ids": {0: "batch", 1: "sequence"},
                 "attention_mask": {0: "batch", 1: "sequence"},
-                output_name: {0: "batch"},
+                **{name: {0: "batch"} for name in output_names},
             },
             opset_version=OPSET,
             dynamo=False,
@@ -76,11 +82,12 @@ def quantize_int8(path_in: Path, path_out: Path) -> Path:
 
 
 def export_int8(model: nn.Module, workdir: Path, *, output_name: str = "probabilities",
-                probabilities: bool = True) -> Path:
+                probabilities: bool = True, embedding_name: str | None = None) -> Path:
     """Full route: fp32 export -> fused -> int8. Returns the int8 model path inside `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = _encoder_config(model)
-    raw = export_onnx(model, workdir / "model.fp32.onnx", output_name=output_name, probabilities=probabilities)
+    raw = export_onnx(model, workdir / "model.fp32.onnx", output_name=output_name, probabilities=probabilities,
+                      embedding_name=embedding_name)
     fused = fuse(raw, workdir / "model.fused.onnx", num_heads=config.num_attention_heads,
                  hidden_size=config.hidden_size)
     return quantize_int8(fused, workdir / "model.int8.onnx")

@@ -27,6 +27,11 @@ class Recipe:
     sparse_max_ngram: int = 2
     sparse_min_df: int = 2
     sparse_l2: float = 1e-6
+    # Out-of-scope detection (model_build/novelty.py): Mahalanobis distance to the nearest class mean with a
+    # shared covariance shrunk this far toward the identity; the threshold flags this share of in-scope
+    # training texts (cross-fitted). Both chosen on validation splits of CLINC150 and BANKING77 (docs/model.md).
+    novelty_shrinkage: float = 0.9
+    novelty_flag_rate: float = 0.01
     # Serving and evaluation.
     max_tokens: int = 128
     review_precision: float = 0.95

@@ -39,6 +39,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")))
     parser.add_argument("--text-columns", default="text", help="comma-separated")
     parser.add_argument("--label-column", default="category")
+    parser.add_argument("--oos-label", default=None, help="label of out-of-scope examples (not a class)")
     parser.add_argument("--recipe", choices=["fast", "full"], default="full")
     for f in fields(Recipe):
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     result = build(BuildRequest(
         train_files=train_files, test_file=test_files[0] if test_files else None, bundle_dir=args.model_dir,
         recipe=recipe, text_columns=text_columns, label_column=args.label_column, extra_train=feedback,
-        progress=False,
+        oos_label=args.oos_label or None, progress=False,
     ))
     print(json.dumps({"version": result.version, "accuracy": result.metrics["accuracy"],
                       "macro_f1": result.metrics["macro_f1"], "feedback_items": len(feedback)}))

@@ -115,7 +115,7 @@ def add_to_graph(model_path: Path, out_path: Path, *, vocabulary: NGramVocabular
                  weight: float, max_tokens: int, logits_name: str = "logits",
                  output_name: str = "probabilities") -> Path:
     """Graft the sparse head onto an exported encoder graph whose output is `logits`:
-    probabilities = softmax(encoder logits + weight * sparse logits).
+    probabilities = softmax(encoder logits + weight * sparse logits). Other outputs (the embedding) stay.
 
     A text of at most `max_tokens` ids holds at most sum(max_tokens - n + 1) distinct n-grams, so the graph
     keeps only the top `slots` counts (TopK; the rest are zeros) and gathers those n-grams' idf and weight
@@ -124,8 +124,8 @@ def add_to_graph(model_path: Path, out_path: Path, *, vocabulary: NGramVocabular
     """
     model = onnx.load(str(model_path))
     graph = model.graph
-    if [o.name for o in graph.output] != [logits_name]:
-        raise ValueError(f"expected one graph output named {logits_name!r}")
+    if not graph.output or graph.output[0].name != logits_name:
+        raise ValueError(f"expected the first graph output to be named {logits_name!r}")
     counts, pool, start = [], [], 0
     for n in range(1, vocabulary.max_n + 1):
         group = [g for g in vocabulary.ngrams if len(g) == n]
@@ -169,8 +169,10 @@ def add_to_graph(model_path: Path, out_path: Path, *, vocabulary: NGramVocabular
         helper.make_node("Softmax", ["combined_logits"], [output_name], axis=-1),
     ])
     num_labels = head.weight.shape[0]
+    others = [onnx.ValueInfoProto.FromString(o.SerializeToString()) for o in list(graph.output)[1:]]
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", num_labels]))
+    graph.output.extend(others)
     if not any(o.domain in ("", "ai.onnx") and o.version >= OPSET for o in model.opset_import):
         raise ValueError("the encoder graph must use the default ONNX domain")
     onnx.checker.check_model(model)

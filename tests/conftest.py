@@ -46,8 +46,9 @@ def classifier(tiny_bundle: Path):
 
 @pytest.fixture(scope="session")
 def default_bundle() -> Path:
-    """The default BANKING77 model that `make test` builds before running pytest (`make model`)."""
-    path = ROOT / "artifacts" / "model"
+    """The default BANKING77 model that `make test` builds before running pytest (`make model`).
+    CATEGORIZER_ARTIFACTS (as for the CLI) points at another artifacts folder, e.g. a fresh quick build."""
+    path = Path(os.environ.get("CATEGORIZER_ARTIFACTS", ROOT / "artifacts")) / "model"
     if not (path / "manifest.json").is_file():
         pytest.fail("artifacts/model is missing: run `make model` (make test does it first)")
     return path

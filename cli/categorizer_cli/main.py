@@ -83,6 +83,7 @@ def run_classify(args: argparse.Namespace) -> int:
             print(f"{text!r}: error {result.code}: {result.message}")
             continue
         flags = " [needs review]" if result.needs_review else ""
+        flags += f" [out of scope: novelty {result.novelty:.2f}]" if result.out_of_scope else ""
         flags += " [truncated]" if result.truncated else ""
         alternatives = ", ".join(f"{s.label} {s.score:.2f}" for s in result.top_k[1:])
         print(f"{text!r}\n  -> {result.label} ({result.confidence:.2f}){flags}   also: {alternatives}")

@@ -20,6 +20,9 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-column", nargs="+", default=["text"],
                    help="one or several text columns, joined: 'title,description' or 'title description'")
     p.add_argument("--label-column", default="category")
+    p.add_argument("--oos-label", metavar="LABEL",
+                   help="the label of out-of-scope examples in the data (e.g. oos): not a class; its items are "
+                        "kept out of training and reported against the out-of-scope threshold")
     p.add_argument("--fine-tune-epochs", type=int,
                    help="encoder fine-tuning epochs (default 0: frozen encoder; 2 scored best on validation)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a recipe value")
@@ -60,7 +63,7 @@ def run_build(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=args.out))  # two builds never share a folder
     request = BuildRequest(train_files=train_files, test_file=test_file, bundle_dir=staging, recipe=recipe,
-                           text_columns=text_columns, label_column=args.label_column,
+                           text_columns=text_columns, label_column=args.label_column, oos_label=args.oos_label,
                            **({"threads": args.threads} if args.threads else {}))
     result = build(request)
     final = args.out / result.version
@@ -71,7 +74,8 @@ def run_build(args: argparse.Namespace) -> int:
     m = result.metrics
     print(f"model {result.version}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
           f"review threshold {m['review']['threshold']:.3f} ({m['review']['coverage']:.1%} auto-accepted), "
-          f"{result.seconds:.0f}s")
+          f"out-of-scope threshold {m['out_of_scope']['threshold']:.4f} "
+          f"({m['out_of_scope']['in_scope_flagged']:.1%} of held-out items flagged), {result.seconds:.0f}s")
     print(f"bundle  {final}\ntarball {tarball}\nreport  {final / 'report' / 'report.md'}")
     return 0
 

@@ -157,6 +157,7 @@ def classify_remote(texts: list[str], *, top_k: int, outputs: Path | None, as_js
         return 0
     for text, p in zip(texts, body["predictions"], strict=True):
         flags = " [needs review]" if p["needs_review"] else ""
+        flags += f" [out of scope: novelty {p['novelty']:.2f}]" if p.get("out_of_scope") else ""
         also = ", ".join(f"{s['label']} {s['score']:.2f}" for s in p["top_k"][1:])
         print(f"{text!r}\n  -> {p['label']} ({p['confidence']:.2f}){flags}   also: {also}\n"
               f"     prediction_id {p['prediction_id']}")

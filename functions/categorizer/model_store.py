@@ -61,8 +61,9 @@ class ModelStore:
         if self._classifier is None:
             with self._lock:
                 if self._classifier is None:
-                    self._classifier = Classifier.from_path(self._settings.model_dir,
-                                                            threads=self._settings.onnx_threads)
+                    self._classifier = Classifier.from_path(
+                        self._settings.model_dir, threads=self._settings.onnx_threads,
+                        out_of_scope_threshold=self._settings.out_of_scope_threshold)
                     logger.info("model loaded", extra={"model_version": self._classifier.version})
         return self._classifier
 
@@ -112,5 +113,6 @@ class ModelStore:
         for old in cache.iterdir():
             if old.name not in {pointer.version, getattr(self._classifier, "version", None)}:
                 shutil.rmtree(old, ignore_errors=True)
-        return Classifier(bundle, threads=self._settings.onnx_threads)
+        return Classifier(bundle, threads=self._settings.onnx_threads,
+                          out_of_scope_threshold=self._settings.out_of_scope_threshold)
 

@@ -157,6 +157,17 @@ class Monitoring(Construct):
                     datapoints=3,
                     runbook="More predictions than usual need review: the input may have drifted. Sample "
                             "recent texts, collect feedback on them and retrain (`categorizer retrain`).")
+        out_of_scope = self._metric(MetricName.OUT_OF_SCOPE_PREDICTIONS, period=ONE_HOUR)
+        out_of_scope_share = cw.MathExpression(
+            expression="IF(predictions + rows > 0, oos / (predictions + rows), 0)",
+            using_metrics={"predictions": predictions, "rows": rows_classified, "oos": out_of_scope},
+            label="out-of-scope share", period=ONE_HOUR)
+        self._alarm("OutOfScopeShare", out_of_scope_share, threshold=thresholds.out_of_scope_share, periods=3,
+                    datapoints=3,
+                    runbook="Many texts (API predictions and batch rows) are unlike anything the model was "
+                            "trained on: a new kind of input is arriving. Sample the out-of-scope texts (the "
+                            "out_of_scope column of batch results), label them, add categories if needed and "
+                            "retrain (`categorizer retrain`).")
         disagreement = self._metric(MetricName.FEEDBACK_DISAGREEMENT, period=cdk.Duration.hours(6),
                                     statistic="Average")
         self._alarm("FeedbackDisagreementRate", disagreement, threshold=thresholds.feedback_disagreement_rate,
@@ -167,7 +178,8 @@ class Monitoring(Construct):
         self.dashboard = self._dashboard(names, api, functions, dead_letter_queues, source_queue,
                                          requests=requests, errors_4xx=errors_4xx, errors_5xx=errors_5xx,
                                          latency_p50=latency_p50, latency_p99=latency_p99,
-                                         rejected_ratio=rejected_ratio, low_share=low_share)
+                                         rejected_ratio=rejected_ratio, low_share=low_share,
+                                         out_of_scope_share=out_of_scope_share)
 
     def _metric(self, name: MetricName, *, period: cdk.Duration, statistic: str = "Sum") -> cw.Metric:
         return cw.Metric(namespace=config.METRICS_NAMESPACE, metric_name=name.value,
@@ -241,10 +253,11 @@ class Monitoring(Construct):
                     MetricName.CHUNKS_PROCESSED)]),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="Predictions and low-confidence share", width=8, left=[
+            cw.GraphWidget(title="Predictions, low-confidence and out-of-scope share", width=8, left=[
                 self._metric(MetricName.PREDICTIONS, period=ONE_HOUR),
-                self._metric(MetricName.LOW_CONFIDENCE_PREDICTIONS, period=ONE_HOUR)],
-                right=[metrics["low_share"]]),
+                self._metric(MetricName.LOW_CONFIDENCE_PREDICTIONS, period=ONE_HOUR),
+                self._metric(MetricName.OUT_OF_SCOPE_PREDICTIONS, period=ONE_HOUR)],
+                right=[metrics["low_share"], metrics["out_of_scope_share"]]),
             cw.GraphWidget(title="Feedback volume and disagreement rate", width=8, left=[
                 self._metric(MetricName.FEEDBACK, period=ONE_HOUR)],
                 right=[self._metric(MetricName.FEEDBACK_DISAGREEMENT, period=ONE_HOUR, statistic="Average")]),

@@ -31,7 +31,8 @@ def test_classify_returns_one_prediction_per_text_in_order(api: Api, api_env: Co
     assert [p["label"] for p in predictions] == LABELS[:1] + LABELS[1:2] + LABELS[2:]
     assert len({p["prediction_id"] for p in predictions}) == 3
     for prediction in predictions:
-        assert set(prediction) == {"prediction_id", "label", "confidence", "top_k", "needs_review", "truncated"}
+        assert set(prediction) == {"prediction_id", "label", "confidence", "top_k", "needs_review", "truncated",
+                                   "out_of_scope", "novelty"}
         assert len(prediction["top_k"]) == 2
         assert prediction["top_k"][0] == {"label": prediction["label"], "score": prediction["confidence"]}
         assert prediction["truncated"] is False
@@ -55,6 +56,19 @@ def test_classify_matches_the_engine(api: Api, api_env: Cognito, serving_store) 
     assert prediction["label"] == expected.label
     assert prediction["confidence"] == expected.confidence
     assert prediction["needs_review"] == expected.needs_review
+    assert prediction["out_of_scope"] is expected.out_of_scope is False
+    assert prediction["novelty"] == expected.novelty > 0
+
+
+def test_a_foreign_topic_is_out_of_scope_and_needs_review(api: Api, api_env: Cognito, serving_store) -> None:
+    texts = ["When will my new card arrive?", "how many legs does a spider have"]
+    expected = serving_store.get().classify(texts)
+
+    in_scope, foreign = api.call("classify", token=api_env.machine_token(), body={"texts": texts}).json["predictions"]
+
+    assert (in_scope["out_of_scope"], foreign["out_of_scope"]) == (False, True)
+    assert foreign["needs_review"] is True
+    assert foreign["novelty"] == expected[1].novelty > serving_store.get().out_of_scope_threshold > in_scope["novelty"]
 
 
 def test_model_route_describes_the_serving_model(api: Api, api_env: Cognito, serving_store) -> None:
@@ -67,6 +81,7 @@ def test_model_route_describes_the_serving_model(api: Api, api_env: Cognito, ser
     assert body["model_version"] == classifier.version
     assert body["labels"] == LABELS
     assert body["review_threshold"] == classifier.review_threshold
+    assert body["out_of_scope_threshold"] == classifier.out_of_scope_threshold is not None
     assert body["max_tokens"] == classifier.max_tokens
     assert body["metrics"] == classifier.bundle.metrics
     assert body["metrics"], "the bundle records evaluation metrics"
@@ -108,7 +123,7 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(api: Api, api_env:
 
 def test_the_request_id_is_the_correlation_id_and_metrics_flush_per_call(api: Api, api_env: Cognito,
                                                                           capsys) -> None:
-    texts = ["When will my new card arrive?", "hello there"]
+    texts = ["When will my new card arrive?", "hello there", "how many legs does a spider have"]
     response = api.call("classify", token=api_env.machine_token(), body={"texts": texts})
     assert response.status == 200
 
@@ -116,10 +131,12 @@ def test_the_request_id_is_the_correlation_id_and_metrics_flush_per_call(api: Ap
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     [emf] = [line for line in emitted if "_aws" in line]
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert {"Predictions", "LowConfidencePredictions"} <= names
-    assert emf["Predictions"] == [2.0]
+    assert {"Predictions", "LowConfidencePredictions", "OutOfScopePredictions"} <= names
+    assert emf["Predictions"] == [3.0]
     needs_review = sum(p["needs_review"] for p in response.json["predictions"])
     assert emf["LowConfidencePredictions"] == [float(needs_review)]
+    out_of_scope = sum(p["out_of_scope"] for p in response.json["predictions"])
+    assert out_of_scope >= 1 and emf["OutOfScopePredictions"] == [float(out_of_scope)]
 
 
 def test_no_model_is_503_in_the_error_shape(api_config, api_services, lambda_context) -> None:

@@ -1,4 +1,4 @@
-"""A text's probabilities depend on the text only: not on its batch, its neighbours, their order or threads.
+"""A text's probabilities and novelty depend on the text only: not on its batch, neighbours, order or threads.
 
 The int8 model quantizes activations dynamically (one scale per tensor), so the engine runs every text as its
 own forward pass; these tests hold it to that: any batch, any order, 1 or N threads gives each text exactly
@@ -54,6 +54,20 @@ def test_each_text_gets_its_alone_probabilities_in_any_batch(engines, alone, bat
         assert np.max(np.abs(row - alone[text])) <= TOLERANCE, text
 
 
+@pytest.fixture(scope="module")
+def alone_novelty(engines: dict[int, Classifier]) -> dict[str, float]:
+    """Each pool text's novelty when classified on its own, on one thread."""
+    return {text: float(engines[1].scores([text])[1][0]) for text in POOL}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.sampled_from(POOL), min_size=1, max_size=24), threads=st.sampled_from((1, 2, 3)))
+def test_each_text_gets_its_alone_novelty_in_any_batch(engines, alone_novelty, batch, threads):
+    _, novelty = engines[threads].scores(batch)
+    for text, value in zip(batch, novelty, strict=True):
+        assert abs(float(value) - alone_novelty[text]) <= TOLERANCE, text
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(order=st.permutations(POOL), threads=st.sampled_from((1, 2, 3)))
 def test_classify_labels_and_scores_do_not_depend_on_order(engines, order, threads):
@@ -62,6 +76,7 @@ def test_classify_labels_and_scores_do_not_depend_on_order(engines, order, threa
         assert isinstance(result, Prediction)
         assert result.label == reference[text].label
         assert result.top_k == reference[text].top_k
+        assert (result.novelty, result.out_of_scope) == (reference[text].novelty, reference[text].out_of_scope)
 
 
 def test_evaluation_report_does_not_depend_on_row_order(engines):

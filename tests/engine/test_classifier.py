@@ -30,11 +30,13 @@ def test_top_k_is_sorted_and_bounded(classifier: Classifier):
 
 def test_needs_review_follows_the_bundle_threshold(tiny_bundle: Path):
     classifier = Classifier.from_path(tiny_bundle, threads=1)
-    (result,) = classifier.classify(["hello"])
+    text = ["where is my card, it has not come"]  # in scope: only the confidence threshold decides
+    (result,) = classifier.classify(text)
+    assert not result.out_of_scope
     classifier.review_threshold = 1.01
-    assert classifier.classify(["hello"])[0].needs_review is True
+    assert classifier.classify(text)[0].needs_review is True
     classifier.review_threshold = 0.0
-    assert classifier.classify(["hello"])[0].needs_review is False
+    assert classifier.classify(text)[0].needs_review is False
     assert result.needs_review == (result.confidence < load_bundle(tiny_bundle).review_threshold)
 
 

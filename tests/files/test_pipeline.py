@@ -28,18 +28,31 @@ def test_csv_output_keeps_every_input_column_and_adds_ours(run_file, classifier)
     data = _csv([["id", "text", "amount"], *[[str(i), text, "-12.5"] for i, text in enumerate(TEXTS)]])
     run = run_file("a.csv", data)
     header = run.results.decode().splitlines()[0].split(",")
-    assert header == ["id", "text", "amount", "predicted_label", "confidence", "needs_review", "top_k",
-                      "model_version"]
+    assert header == ["id", "text", "amount", "predicted_label", "confidence", "needs_review", "out_of_scope",
+                      "novelty", "top_k", "model_version"]
     expected = classifier.classify(TEXTS)
     for row, prediction, (i, text) in zip(run.result_rows(), expected, enumerate(TEXTS), strict=True):
         assert (row["id"], row["text"], row["amount"]) == (str(i), text, "-12.5")
         assert row["predicted_label"] == prediction.label
         assert row["confidence"] == f"{prediction.confidence:.6f}"
         assert row["needs_review"] == ("true" if prediction.needs_review else "false")
+        assert row["out_of_scope"] == ("true" if prediction.out_of_scope else "false")
+        assert row["novelty"] == f"{prediction.novelty:.6f}" and prediction.novelty > 0
         assert json.loads(row["top_k"]) == [{"label": s.label, "score": s.score} for s in prediction.top_k]
         assert row["model_version"] == classifier.version
     assert run.summary.counts == {p.label: 1 for p in expected}
     assert run.error_rows() == []
+
+
+def test_out_of_scope_rows_are_flagged_and_counted(run_file, classifier):
+    texts = [*TEXTS, "how do I bake sourdough bread", "lorem ipsum dolor sit amet"]
+    run = run_file("a.jsonl", "\n".join(json.dumps({"text": t}) for t in texts).encode())
+    rows = [json.loads(line) for line in run.results.decode().splitlines()]
+    expected = classifier.classify(texts)
+    assert [r["out_of_scope"] for r in rows] == [p.out_of_scope for p in expected] == [False] * 3 + [True] * 2
+    assert [r["novelty"] for r in rows] == [p.novelty for p in expected]
+    assert all(r["needs_review"] for r in rows[3:])
+    assert run.summary.out_of_scope == 2 and run.summary.to_dict()["out_of_scope"] == 2
 
 
 def test_clashing_input_columns_are_never_overwritten(run_file):

@@ -665,7 +665,7 @@ def test_start_training_gets_everything_a_job_request_needs(synthesized, stage):
 EXPECTED_ALARMS = {
     "Api5xxRate", "ApiLatencyP99", "IngestDlqMessages", "LearningLoopFailuresMessages", "RejectedRowRatio",
     "TrainingJobFailed", "PromotionRejectedRepeatedly", "LowConfidenceShare", "FeedbackDisagreementRate",
-    "FileTransientFailures",
+    "FileTransientFailures", "OutOfScopeShare",
     *(f"{name}{kind}" for name in ("Api", "Batch", "StartTraining", "Promote") for kind in ("Errors", "Throttles")),
 }
 
@@ -691,7 +691,7 @@ def test_alarm_thresholds_differ_by_stage(synthesized):
         return alarm["Threshold"]
 
     for name, field in (("Api5xxRate", "api_5xx_rate_percent"), ("ApiLatencyP99", "api_p99_latency_ms"),
-                        ("LowConfidenceShare", "low_confidence_share")):
+                        ("LowConfidenceShare", "low_confidence_share"), ("OutOfScopeShare", "out_of_scope_share")):
         assert threshold("dev", name) == getattr(config.load_stage("dev").alarms, field)
         assert threshold("prod", name) == getattr(config.load_stage("prod").alarms, field)
         assert threshold("prod", name) < threshold("dev", name)
@@ -710,7 +710,8 @@ def test_custom_metric_alarms_read_the_functions_namespace_and_service_dimension
                 assert metric["Dimensions"] == [{"Name": "service", "Value": config.service_name(stage)}]
                 seen.add(metric["MetricName"])
     assert seen == {"RowsClassified", "RowsRejected", "TrainingJobsFailed", "ConsecutivePromotionRejections",
-                    "Predictions", "LowConfidencePredictions", "FeedbackDisagreement", "FileTransientFailures"}
+                    "Predictions", "LowConfidencePredictions", "FeedbackDisagreement", "FileTransientFailures",
+                    "OutOfScopePredictions"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -71,6 +71,7 @@ class FileSummary(BaseModel):
     rows_classified: int | None = None
     rows_rejected: int | None = None
     needs_review: int | None = None
+    out_of_scope: int | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     failure_reason: str | None = None
     failure_message: str | None = None
@@ -128,6 +129,7 @@ def _summary(settings: Settings, files: UserFiles, bucket: str, prefix: str, key
             "status": str(manifest.get("status", "unknown")),
             "rows_in": manifest.get("rows_in"), "rows_classified": manifest.get("rows_classified"),
             "rows_rejected": manifest.get("rows_rejected"), "needs_review": manifest.get("needs_review"),
+            "out_of_scope": manifest.get("out_of_scope"),
             "counts": {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
             "failure_reason": manifest.get("failure_reason"), "failure_message": manifest.get("failure_message"),
             "model_version": manifest.get("model_version"), "duration_seconds": manifest.get("duration_seconds"),

@@ -83,6 +83,8 @@ def classify_texts(classifier: Classifier, texts: Sequence[str], *, top_k: int) 
     metrics.add_metric(name=MetricName.PREDICTIONS, unit=MetricUnit.Count, value=len(predictions))
     metrics.add_metric(name=MetricName.LOW_CONFIDENCE_PREDICTIONS, unit=MetricUnit.Count,
                        value=sum(p.needs_review for p in predictions))
+    metrics.add_metric(name=MetricName.OUT_OF_SCOPE_PREDICTIONS, unit=MetricUnit.Count,
+                       value=sum(p.out_of_scope for p in predictions))
     return [IdentifiedPrediction(new_prediction_id(), p) for p in predictions]
 
 

@@ -84,8 +84,13 @@ class PredictionOut(BaseModel):
     label: str
     confidence: float
     top_k: list[LabelScoreOut]
-    needs_review: bool = Field(description="confidence is below the model's review threshold")
+    needs_review: bool = Field(description="confidence is below the model's review threshold, or the text is "
+                                           "out of scope")
     truncated: bool = Field(description="the text was longer than the model reads; the tail was ignored")
+    out_of_scope: bool = Field(description="the text is unlike anything the model was trained on (novelty above "
+                                           "the model's calibrated threshold): the label is likely wrong")
+    novelty: float = Field(description="how unlike the training data the text is (0 = typical; higher = less "
+                                       "like it); 0 for models built without out-of-scope detection")
 
 
 class ClassifyResponse(BaseModel):
@@ -124,6 +129,9 @@ class ModelInfo(BaseModel):
     model_version: str
     labels: list[str]
     review_threshold: float
+    out_of_scope_threshold: float | None = Field(
+        description="novelty above which a prediction is out_of_scope (the stage's override, else the model's "
+                    "calibrated one); null: the model has no out-of-scope detection")
     max_tokens: int
     metrics: dict[str, Any] = Field(description="Evaluation metrics recorded when the model was built")
 

@@ -26,6 +26,7 @@ class MetricName(StrEnum):
     # API
     PREDICTIONS = "Predictions"  # texts classified
     LOW_CONFIDENCE_PREDICTIONS = "LowConfidencePredictions"  # predictions with needs_review
+    OUT_OF_SCOPE_PREDICTIONS = "OutOfScopePredictions"  # predictions with out_of_scope (API and batch rows)
     FEEDBACK = "Feedback"  # feedback items stored
     FEEDBACK_DISAGREEMENT = "FeedbackDisagreement"  # 1 when correct_label != predicted_label, else 0
     # Batch

@@ -36,6 +36,9 @@ class ModelSource(EnvSettings):
     # How long a container trusts the champion pointer it read: the hot-swap delay.
     model_max_age_seconds: int = setting("MODEL_MAX_AGE_SECONDS", 60)
     onnx_threads: int | None = setting("ONNX_THREADS", None)  # None: onnxruntime's default (all cores)
+    # Novelty above which a prediction is out_of_scope (and needs_review); None: the bundle's calibrated
+    # threshold (manifest "novelty.threshold"). Bundles without novelty never flag, whatever this says.
+    out_of_scope_threshold: float | None = setting("OUT_OF_SCOPE_THRESHOLD", None)
 
     def __post_init__(self) -> None:
         if not self.model_dir and not (self.model_bucket and self.champion_parameter):

@@ -37,6 +37,12 @@ class Bundle:
         return float(self.manifest.get("review_threshold", 0.0))
 
     @property
+    def out_of_scope_threshold(self) -> float | None:
+        """The novelty threshold calibrated at build time; None for a bundle built without novelty."""
+        threshold = self.manifest.get("novelty", {}).get("threshold")
+        return None if threshold is None else float(threshold)
+
+    @property
     def max_tokens(self) -> int:
         return int(self.manifest.get("max_tokens", 128))
 

@@ -5,6 +5,10 @@ activations dynamically, one scale per tensor, so a text sharing a forward pass 
 probabilities that depend on its neighbours and the padding. Alone, a text's probabilities are a function of
 the text only: the same in the API, a dropped file, the CLI, in any order and with any thread count
 (docs/model.md, "Engine", has the measurements behind this choice).
+
+A bundle built with out-of-scope detection has a second graph output, `novelty` (model_build/novelty.py),
+read from the same session.run; a text is out of scope when its novelty passes the bundle's calibrated
+threshold (or the stage's override). Older bundles have no such output: novelty 0, never out of scope.
 """
 
 from __future__ import annotations
@@ -113,11 +117,16 @@ def run_length_sorted(session: ort.InferenceSession, id_lists: Sequence[list[int
         yield from zip(chunk, run_chunk(session, id_lists, chunk), strict=True)
 
 
-def run_one(session: ort.InferenceSession, ids: list[int]) -> np.ndarray:
-    """One text's forward pass (batch of one, no padding): its output depends on its ids only."""
+NOVELTY_OUTPUT = "novelty"
+
+
+def run_one(session: ort.InferenceSession, ids: list[int]) -> tuple[np.ndarray, float]:
+    """One text's forward pass (batch of one, no padding): its outputs depend on its ids only.
+    Returns (probabilities, novelty); novelty is 0.0 for a model without the `novelty` output."""
     input_ids = np.array([ids], dtype=np.int64)
-    (outputs,) = session.run(None, {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)})
-    return outputs[0]
+    outputs = session.run(None, {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)})
+    novelty = float(outputs[1][0]) if len(outputs) > 1 else 0.0
+    return outputs[0][0], novelty
 
 
 def normalize_text(text: str) -> str:
@@ -132,7 +141,9 @@ class Classifier:
     thread, so the arithmetic, and so the probabilities, never depend on the thread count.
     """
 
-    def __init__(self, bundle: Bundle, *, threads: int | None = None):
+    def __init__(self, bundle: Bundle, *, threads: int | None = None,
+                 out_of_scope_threshold: float | None = None):
+        """`out_of_scope_threshold` overrides the bundle's calibrated one (a stage setting)."""
         self.bundle = bundle
         self.labels = bundle.labels
         self.version = bundle.version
@@ -141,14 +152,22 @@ class Classifier:
         self.threads = threads or available_cpus()
         self._model_path = bundle.file("model.onnx")
         self._session = create_session(self._model_path, threads=1)
+        outputs = [output.name for output in self._session.get_outputs()]
+        self.has_novelty = len(outputs) > 1 and outputs[1] == NOVELTY_OUTPUT
+        # None: this model cannot tell (no novelty output, or no threshold): nothing is flagged out of scope.
+        self.out_of_scope_threshold: float | None = None
+        if self.has_novelty:
+            self.out_of_scope_threshold = (out_of_scope_threshold if out_of_scope_threshold is not None
+                                           else bundle.out_of_scope_threshold)
         self._parallel_sessions: list[ort.InferenceSession] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._tokenizer = load_tokenizer(bundle.file("tokenizer.json"), max_tokens=self.max_tokens)
 
     @classmethod
-    def from_path(cls, path: Path | str, *, threads: int | None = None) -> Classifier:
-        return cls(load_bundle(path), threads=threads)
+    def from_path(cls, path: Path | str, *, threads: int | None = None,
+                  out_of_scope_threshold: float | None = None) -> Classifier:
+        return cls(load_bundle(path), threads=threads, out_of_scope_threshold=out_of_scope_threshold)
 
     def classify(self, texts: Sequence[str], *, top_k: int = 3) -> list[Prediction | TextError]:
         """One result per input, in input order. Bad items are TextError; they never fail the call."""
@@ -170,21 +189,31 @@ class Classifier:
                 for (index, _), enc in zip(valid, encodings, strict=True)
             ]
             top_k = max(1, min(top_k, len(self.labels)))
-            for item, probs in self._run_sorted(encoded):
-                results[item.index] = self._prediction(probs, top_k, item.truncated)
+            for item, (probs, novelty) in self._run_sorted(encoded):
+                results[item.index] = self._prediction(probs, novelty, top_k, item.truncated)
         return results  # type: ignore[return-value]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities for non-empty texts, shape (len(texts), labels). For evaluation."""
+        return self.scores(texts)[0]
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (len(texts), labels), novelty (len(texts),)) for non-empty texts. For evaluation."""
         encodings = self._tokenizer.encode_batch([normalize_text(t) for t in texts])
         items = [_Encoded(index=i, ids=e.ids, truncated=False) for i, e in enumerate(encodings)]
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for item, probs in self._run_sorted(items):
+        novelty = np.zeros(len(texts), dtype=np.float32)
+        for item, (probs, score) in self._run_sorted(items):
             out[item.index] = probs
-        return out
+            novelty[item.index] = score
+        return out, novelty
+
+    def is_out_of_scope(self, novelty: float) -> bool:
+        return self.out_of_scope_threshold is not None and novelty > self.out_of_scope_threshold
 
     def _run_sorted(self, items: list[_Encoded]):
-        """Yield (item, probabilities) for every item, each text alone; longest first balances the workers."""
+        """Yield (item, (probabilities, novelty)) for every item, each text alone; longest first balances
+        the workers."""
         if self.threads == 1 or len(items) < 2:
             session = self._session
             yield from ((item, run_one(session, item.ids)) for item in items)
@@ -193,7 +222,7 @@ class Classifier:
         order = sorted(items, key=lambda item: -len(item.ids))
         shares = [order[worker :: len(sessions)] for worker in range(len(sessions))]
 
-        def work(worker: int) -> list[tuple[_Encoded, np.ndarray]]:
+        def work(worker: int) -> list[tuple[_Encoded, tuple[np.ndarray, float]]]:
             session = sessions[worker]
             return [(item, run_one(session, item.ids)) for item in shares[worker]]
 
@@ -209,14 +238,18 @@ class Classifier:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx")
         return self._parallel_sessions, self._pool
 
-    def _prediction(self, probs: np.ndarray, top_k: int, truncated: bool) -> Prediction:
+    def _prediction(self, probs: np.ndarray, novelty: float, top_k: int, truncated: bool) -> Prediction:
         best = np.argsort(-probs, kind="stable")[:top_k]
         ranked = [LabelScore(self.labels[i], round(float(probs[i]), 6)) for i in best]
         confidence = ranked[0].score
+        novelty = round(novelty, 6)
+        out_of_scope = self.is_out_of_scope(novelty)
         return Prediction(
             label=ranked[0].label,
             confidence=confidence,
             top_k=ranked,
-            needs_review=confidence < self.review_threshold,
+            needs_review=confidence < self.review_threshold or out_of_scope,
             truncated=truncated,
+            out_of_scope=out_of_scope,
+            novelty=novelty,
         )

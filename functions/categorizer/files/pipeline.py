@@ -42,7 +42,8 @@ from categorizer.files.streams import (
 from categorizer.files.xlsx_format import XlsxReader, XlsxWriter
 
 DEFAULT_BATCH_ROWS = 256
-OUTPUT_COLUMNS = ("predicted_label", "confidence", "needs_review", "top_k", "model_version")
+OUTPUT_COLUMNS = ("predicted_label", "confidence", "needs_review", "out_of_scope", "novelty", "top_k",
+                  "model_version")
 # An input column that already has one of our names keeps it; ours becomes e.g. "confidence_categorizer".
 CLASH_SUFFIX = "_categorizer"
 ERROR_COLUMNS = ("row", "line", "reason", "message", "excerpt")
@@ -85,6 +86,7 @@ class JobSummary:
     rows_classified: int = 0
     rows_rejected: int = 0
     needs_review: int = 0
+    out_of_scope: int = 0
     truncated: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
@@ -114,6 +116,7 @@ class JobSummary:
         self.rows_classified += other.rows_classified
         self.rows_rejected += other.rows_rejected
         self.needs_review += other.needs_review
+        self.out_of_scope += other.out_of_scope
         self.truncated += other.truncated
         self.counts.update(other.counts)
         self.rejected_by_reason.update(other.rejected_by_reason)
@@ -130,6 +133,7 @@ class JobSummary:
                       model_version=data["model_version"])
         for name in ("rows_in", "rows_classified", "rows_rejected", "needs_review", "truncated"):
             setattr(summary, name, int(data[name]))
+        summary.out_of_scope = int(data.get("out_of_scope", 0))  # parts written before the column existed
         summary.counts.update(data["counts"])
         summary.rejected_by_reason.update(data["rejected_by_reason"])
         return summary
@@ -152,6 +156,7 @@ class JobSummary:
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
             "counts": dict(sorted(self.counts.items())),
             "needs_review": self.needs_review,
+            "out_of_scope": self.out_of_scope,
             "truncated": self.truncated,
             "output_columns": self.output_columns,
             "model_version": self.model_version,
@@ -264,13 +269,16 @@ class OutputWriters:
                 prediction.label,
                 f"{prediction.confidence:.6f}",
                 "true" if prediction.needs_review else "false",
+                "true" if prediction.out_of_scope else "false",
+                f"{prediction.novelty:.6f}",
                 top_k,
                 version,
             ])
             if self._workbook is not None:
                 cells = row.cells if row.cells is not None else row.record
                 self._workbook.write([*cells, prediction.label, round(prediction.confidence, 6),
-                                      prediction.needs_review, top_k, version])
+                                      prediction.needs_review, prediction.out_of_scope,
+                                      round(prediction.novelty, 6), top_k, version])
             return
         record = row.record
         assert isinstance(record, dict)
@@ -281,6 +289,8 @@ class OutputWriters:
             names["predicted_label"]: prediction.label,
             names["confidence"]: prediction.confidence,
             names["needs_review"]: prediction.needs_review,
+            names["out_of_scope"]: prediction.out_of_scope,
+            names["novelty"]: prediction.novelty,
             names["top_k"]: _top_k(prediction),
             names["model_version"]: version,
         })
@@ -384,6 +394,7 @@ def _classify_batch(batch: list[InputRow | RowError], writers: OutputWriters, cl
                     summary.rows_classified += 1
                     summary.counts[result.label] += 1
                     summary.needs_review += result.needs_review
+                    summary.out_of_scope += result.out_of_scope
                     summary.truncated += result.truncated
                     continue
         writers.write_error(item)

@@ -72,6 +72,7 @@ def record_metrics(outcome: JobOutcome) -> None:
     if outcome.summary:
         _count(MetricName.ROWS_CLASSIFIED, outcome.summary.rows_classified)
         _count(MetricName.ROWS_REJECTED, outcome.summary.rows_rejected)
+        _count(MetricName.OUT_OF_SCOPE_PREDICTIONS, outcome.summary.out_of_scope)
 
 
 settings = BatchSettings.from_env()  # cold start: a missing or malformed variable fails here, by name

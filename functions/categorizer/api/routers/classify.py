@@ -41,6 +41,8 @@ async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: Cl
                 top_k=[LabelScoreOut(label=s.label, score=s.score) for s in item.prediction.top_k],
                 needs_review=item.prediction.needs_review,
                 truncated=item.prediction.truncated,
+                out_of_scope=item.prediction.out_of_scope,
+                novelty=item.prediction.novelty,
             )
             for item in items
         ],

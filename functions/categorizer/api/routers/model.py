@@ -17,6 +17,7 @@ async def model_info(caller: ClassifyCaller, classifier: ClassifierDep) -> Model
         model_version=classifier.version,
         labels=list(classifier.labels),
         review_threshold=classifier.review_threshold,
+        out_of_scope_threshold=classifier.out_of_scope_threshold,
         max_tokens=classifier.max_tokens,
         metrics=classifier.bundle.metrics,
     )
