@@ -1,6 +1,8 @@
 """One model build: read data, train (head, optionally fine-tune), export int8, evaluate, write the bundle.
 
 Used by `categorizer model build`, the SageMaker entrypoint and the tests: same code, several callers.
+With `choose_recipe` the recipe is chosen on a validation split of the training data (model_build/auto.py)
+before the evaluation file is even read: the test split cannot influence the choice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import torch
 
 from categorizer.engine import Classifier, load_bundle
 from categorizer.engine.classifier import available_cpus
+from model_build.auto import DEFAULT_BUDGET_SECONDS, AutoInputs, Choice, choose_recipe, timed_probe
 from model_build.bundle import new_version, write_manifest
 from model_build.data import DataError, LabelledData, read_labelled, sha256_files, stratified_split
 from model_build.encoder import BASE_ENCODER, base_encoder_dir
@@ -59,6 +62,10 @@ class BuildRequest:
     # Items with this label (e.g. CLINC150's `oos`) are out-of-scope examples, not a class: kept out of the
     # classes and the novelty statistics, and used to report how many the calibrated threshold catches.
     oos_label: str | None = None
+    # `--recipe auto`: `recipe` is the base whose candidates are scored (auto.py); the whole build should fit
+    # the budget (a fine-tuning candidate that would not is skipped, with the reason in the report).
+    choose_recipe: bool = False
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS
 
 
 @dataclass
@@ -78,45 +85,62 @@ def split_out_of_scope(data: LabelledData, oos_label: str | None) -> tuple[Label
     return data.subset(inside), data.subset(outside)
 
 
-def load_train_eval(request: BuildRequest) -> tuple[LabelledData, LabelledData, str]:
+def load_train(request: BuildRequest) -> tuple[LabelledData, LabelledData | None]:
+    """(training data, the held-out split when there is no test file). The test file is not read here."""
     read = {"text_columns": request.text_columns, "label_column": request.label_column}
     train = read_labelled(request.train_files[0], **read)
     for extra in request.train_files[1:]:
         train = train.extend(read_labelled(extra, **read))
-    hashed = list(request.train_files)
-    if request.test_file:
-        held_out = read_labelled(request.test_file, **read)
-        hashed.append(request.test_file)
-    else:
+    held_out = None
+    if not request.test_file:
         train, held_out = stratified_split(train, fraction=0.2, seed=request.recipe.seed)
     if request.extra_train is not None and len(request.extra_train):
         train = train.extend(request.extra_train)
     in_scope, _ = split_out_of_scope(train, request.oos_label)
     if len(in_scope.label_set()) < 2:
         raise DataError("training data needs at least two labels")
-    unknown = sorted(set(held_out.labels) - set(train.labels))
+    return train, held_out
+
+
+def load_held_out(request: BuildRequest, train: LabelledData, split: LabelledData | None) -> tuple[LabelledData, str]:
+    """The evaluation data (the test file, read only now, or the split) and the hash of every file read."""
+    hashed = list(request.train_files)
+    held_out = split
+    if request.test_file:
+        held_out = read_labelled(request.test_file, text_columns=request.text_columns,
+                                 label_column=request.label_column)
+        hashed.append(request.test_file)
+    assert held_out is not None
+    unknown = sorted(set(held_out.labels) - set(train.labels) - ({request.oos_label} if request.oos_label else set()))
     if unknown:
         raise DataError(f"evaluation data has labels that training data lacks: {unknown[:10]}")
-    return train, held_out, sha256_files(hashed)
+    return held_out, sha256_files(hashed)
 
 
 def build(request: BuildRequest) -> BuildResult:
     started = time.monotonic()
     recipe = request.recipe
     torch.set_num_threads(request.threads)
-    train, held_out, data_sha = load_train_eval(request)
+    train, held_out_split = load_train(request)
     train, train_oos = split_out_of_scope(train, request.oos_label)
-    held_out, held_out_oos = split_out_of_scope(held_out, request.oos_label)
     labels = train.label_set()
     targets = np.array([labels.index(label) for label in train.labels])
     weights = np.array(train.weights, dtype=np.float32)
-    log.info("training on %d items, %d labels; evaluating on %d", len(train), len(labels), len(held_out))
+    log.info("training on %d items, %d labels", len(train), len(labels))
 
     model = build_classifier(len(labels))
+    choice: Choice | None = None
     with tempfile.TemporaryDirectory(prefix="categorizer-build-") as tmp:
         workdir = Path(tmp)
         features = embed(model.sentence_encoder.encoder, train.texts, workdir=workdir,
                          max_tokens=recipe.train_max_tokens, threads=request.threads, progress=request.progress)
+        if request.choose_recipe:
+            choice = _choose(request, train, features, labels, spent_seconds=time.monotonic() - started)
+            recipe = choice.recipe
+        # Only now, with the recipe fixed, is the evaluation file read.
+        held_out, data_sha = load_held_out(request, train, held_out_split)
+        held_out, held_out_oos = split_out_of_scope(held_out, request.oos_label)
+        log.info("evaluating on %d held-out items", len(held_out))
         head = train_head(features, targets, weights, num_labels=len(labels), recipe=recipe)
         model.head.load_state_dict(head.state_dict())
         embed_dir = workdir
@@ -162,6 +186,7 @@ def build(request: BuildRequest) -> BuildResult:
         "text_columns": list(request.text_columns),
         "label_column": request.label_column,
         "novelty": novelty_fields,
+        **({"recipe_choice": choice.as_dict()} if choice else {}),
     }
     write_manifest(bundle_dir, fields)  # provisional: lets the engine load the bundle for evaluation
 
@@ -174,7 +199,8 @@ def build(request: BuildRequest) -> BuildResult:
     write_report(metrics, labels, bundle_dir / "report", title=f"Model {fields['version']}",
                  extra_lines=[f"Base encoder {BASE_ENCODER}; {len(train)} training items; "
                               f"evaluated on {len(held_out)} held-out items.",
-                              *_novelty_lines(novelty_fields, metrics["out_of_scope"])])
+                              *_novelty_lines(novelty_fields, metrics["out_of_scope"]),
+                              *(_choice_lines(choice, metrics) if choice else [])])
     summary = {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "ece")}
     fields.update(metrics=summary, review_threshold=metrics["review"]["threshold"], review=metrics["review"],
                   out_of_scope=metrics["out_of_scope"])
@@ -184,6 +210,67 @@ def build(request: BuildRequest) -> BuildResult:
     log.info("built %s in %.0fs: accuracy %.4f macro-F1 %.4f", fields["version"], seconds,
              metrics["accuracy"], metrics["macro_f1"])
     return BuildResult(bundle_dir=bundle_dir, version=fields["version"], metrics=metrics, seconds=seconds)
+
+
+def _choose(request: BuildRequest, train: LabelledData, features: np.ndarray, labels: list[str], *,
+            spent_seconds: float) -> Choice:
+    """Score the candidates on a validation split of `train` (auto.py) with this build's own trainers."""
+    base = request.recipe
+    index = {label: i for i, label in enumerate(labels)}
+
+    def fine_tune_candidate(texts, targets, weights, texts_val, recipe: Recipe) -> np.ndarray:
+        model = build_classifier(len(labels))
+        fine_tune(model, texts, targets, weights, recipe=recipe, progress=request.progress)
+        return _logits(model, texts_val, max_tokens=recipe.max_tokens)
+
+    def estimate(items: int) -> float:
+        """Seconds to fine-tune `items` texts for the recipe's epochs, from one timed pass over 64."""
+        probe = list(range(min(64, len(train))))
+        model = build_classifier(len(labels))
+        per_item = timed_probe(lambda: fine_tune(
+            model, [train.texts[i] for i in probe], np.array([index[train.labels[i]] for i in probe]),
+            np.ones(len(probe), dtype=np.float32), recipe=replace(base, fine_tune_epochs=1), progress=False),
+            items=len(probe))
+        return per_item * items * base.fine_tune_epochs
+
+    estimates: dict[int, float] = {}
+    return choose_recipe(
+        AutoInputs(train=train, features=features, token_ids=tokenize(train.texts, max_tokens=base.max_tokens),
+                   labels=labels),
+        base=base, train_head=train_head, fine_tune=fine_tune_candidate, budget_seconds=request.budget_seconds,
+        spent_seconds=spent_seconds,
+        estimate_fine_tune_seconds=lambda items: estimates.setdefault(items, estimate(items)))
+
+
+def _logits(model, texts: Sequence[str], *, max_tokens: int) -> np.ndarray:
+    """fp32 logits of a (fine-tuned) classifier, in padded batches of 32 (scoring only: not served)."""
+    ids = tokenize(texts, max_tokens=max_tokens)
+    model.eval()
+    model.probabilities = False
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(ids), 32):
+            batch = ids[start : start + 32]
+            width = max(len(row) for row in batch)
+            input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, token_ids in enumerate(batch):
+                input_ids[row, : len(token_ids)] = torch.tensor(token_ids)
+            out.append(model(input_ids, (input_ids != 0).long()).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def _choice_lines(choice: Choice, metrics: dict[str, Any]) -> list[str]:
+    lines = [f"Recipe chosen from the data: **{choice.chosen}** ({choice.reason}). Test figures above were "
+             "computed after the choice; the test file was not read before it.", "",
+             "| candidate | validation accuracy | validation macro-F1 | seconds | note |", "|---|---|---|---|---|"]
+    for trial in choice.trials:
+        note = "chosen" if trial.name == choice.chosen else (trial.skipped or "")
+        scores = (f"{trial.accuracy:.4f} | {trial.macro_f1:.4f}" if trial.macro_f1 is not None else "- | -")
+        lines.append(f"| {trial.name} | {scores} | {trial.seconds:.0f} | {note} |")
+    chosen = next(t for t in choice.trials if t.name == choice.chosen)
+    lines += ["", f"Validation macro-F1 {chosen.macro_f1:.4f} (fp32, {choice.validation_items} items carved from "
+              f"train) beside test macro-F1 {metrics['macro_f1']:.4f} (int8, the served model)."]
+    return lines
 
 
 def _novelty(features: np.ndarray, targets: np.ndarray, *, num_labels: int,

@@ -40,7 +40,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     parser.add_argument("--text-columns", default="text", help="comma-separated")
     parser.add_argument("--label-column", default="category")
     parser.add_argument("--oos-label", default=None, help="label of out-of-scope examples (not a class)")
-    parser.add_argument("--recipe", choices=["fast", "full"], default="full")
+    parser.add_argument("--recipe", choices=["fast", "full", "auto"], default="full")
+    parser.add_argument("--budget-seconds", type=float, default=None, help="time budget of --recipe auto")
     for f in fields(Recipe):
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None)
     args = parser.parse_args(argv)
@@ -71,12 +72,13 @@ def read_feedback(files: list[Path], *, labels: set[str], weight: float):
 def main(argv: list[str] | None = None) -> int:
     from model_build.data import read_labelled
     from model_build.pipeline import BuildRequest, build
-    from model_build.recipe import FAST, FULL
+    from model_build.auto import DEFAULT_BUDGET_SECONDS
+    from model_build.recipe import RECIPES
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("model_build").setLevel(logging.INFO)
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    recipe = (FAST if args.recipe == "fast" else FULL).with_overrides(overrides)
+    recipe = RECIPES[args.recipe].with_overrides(overrides)
     train_files = data_files(args.train)
     if not train_files:
         print(f"no training data in {args.train}", file=sys.stderr)
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     result = build(BuildRequest(
         train_files=train_files, test_file=test_files[0] if test_files else None, bundle_dir=args.model_dir,
         recipe=recipe, text_columns=text_columns, label_column=args.label_column, extra_train=feedback,
-        oos_label=args.oos_label or None, progress=False,
+        oos_label=args.oos_label or None, progress=False, choose_recipe=args.recipe == "auto",
+        budget_seconds=args.budget_seconds or DEFAULT_BUDGET_SECONDS,
     ))
     print(json.dumps({"version": result.version, "accuracy": result.metrics["accuracy"],
                       "macro_f1": result.metrics["macro_f1"], "feedback_items": len(feedback)}))

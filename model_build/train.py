@@ -83,7 +83,8 @@ def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarr
         {"params": model.head.parameters(), "lr": recipe.head_lr},
     ], weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / (total_steps - warmup)))
+        # max(1, ...): a run of one step (tiny data) has no decay phase to divide by.
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
     )
     loss_fn = nn.CrossEntropyLoss(reduction="none", label_smoothing=recipe.label_smoothing)
     weight_tensor = torch.from_numpy(weights).float()

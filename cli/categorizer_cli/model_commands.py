@@ -14,7 +14,12 @@ from categorizer_cli.paths import DATA_DIR, DEFAULT_MODEL, MODELS_DIR
 
 def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="train, export int8, evaluate and bundle a model")
-    p.add_argument("--fast", action="store_true", help="head on the frozen encoder only (minutes)")
+    p.add_argument("--recipe", choices=["fast", "full", "auto"], default="auto",
+                   help="fast: head on the frozen encoder; full: plus the n-gram head; auto (default): chosen on a "
+                        "validation split of the training data among those and fine-tuning, within --budget")
+    p.add_argument("--fast", action="store_const", dest="recipe", const="fast", help="same as --recipe fast")
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="time budget of --recipe auto (default 900: fine-tuning is tried only if it fits)")
     p.add_argument("--data", type=Path, nargs="+", help="labelled CSV / JSON / JSONL training file(s)")
     p.add_argument("--test", type=Path, help="evaluation file (default: a stratified 20%% split of --data)")
     p.add_argument("--text-column", nargs="+", default=["text"],
@@ -43,15 +48,16 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from model_build.auto import DEFAULT_BUDGET_SECONDS
     from model_build.bundle import make_tarball
     from model_build.data import text_columns_or_error
     from model_build.pipeline import BuildRequest, build
-    from model_build.recipe import FAST, FULL
+    from model_build.recipe import RECIPES
 
     text_columns = text_columns_or_error(args.text_column)
     _check_inputs([*(args.data or []), *([args.test] if args.test else [])])
     _quiet_build_logs()
-    recipe = FAST if args.fast else FULL
+    recipe = RECIPES[args.recipe]
     overrides = dict(item.split("=", 1) for item in args.set)
     if args.fine_tune_epochs is not None:
         overrides["fine_tune_epochs"] = args.fine_tune_epochs
@@ -64,6 +70,7 @@ def run_build(args: argparse.Namespace) -> int:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=args.out))  # two builds never share a folder
     request = BuildRequest(train_files=train_files, test_file=test_file, bundle_dir=staging, recipe=recipe,
                            text_columns=text_columns, label_column=args.label_column, oos_label=args.oos_label,
+                           choose_recipe=args.recipe == "auto", budget_seconds=args.budget or DEFAULT_BUDGET_SECONDS,
                            **({"threads": args.threads} if args.threads else {}))
     result = build(request)
     final = args.out / result.version
@@ -76,6 +83,9 @@ def run_build(args: argparse.Namespace) -> int:
           f"review threshold {m['review']['threshold']:.3f} ({m['review']['coverage']:.1%} auto-accepted), "
           f"out-of-scope threshold {m['out_of_scope']['threshold']:.4f} "
           f"({m['out_of_scope']['in_scope_flagged']:.1%} of held-out items flagged), {result.seconds:.0f}s")
+    choice = json.loads((final / "manifest.json").read_text(encoding="utf-8")).get("recipe_choice")
+    if choice:
+        print(f"recipe  {choice['chosen']} ({choice['reason']})")
     print(f"bundle  {final}\ntarball {tarball}\nreport  {final / 'report' / 'report.md'}")
     return 0
 

@@ -131,3 +131,45 @@ def test_stratified_split_keeps_every_class_on_both_sides():
     assert len(fit) + len(val) == len(data)
     assert set(fit.labels) == set(val.labels) == set(data.labels)
     assert stratified_split(data, fraction=0.1, seed=FAST.seed)[1].texts == val.texts  # deterministic
+
+
+def test_auto_recipe_is_chosen_before_the_test_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`--recipe auto`: every candidate is scored on training items; the evaluation file is opened only after
+    the choice, and the report shows validation and test side by side."""
+    import model_build.pipeline as pipeline
+    from model_build.recipe import AUTO
+
+    train_file, test_file = tmp_path / "train.csv", tmp_path / "test.csv"
+    train, held_out = stratified_split(read_labelled(TEST_DATA / "tiny.csv"), fraction=0.25, seed=1)
+    for path, data in ((train_file, train), (test_file, held_out)):
+        path.write_text("text,category\n" + "".join(f'"{t}",{label}\n' for t, label in
+                                                      zip(data.texts, data.labels, strict=True)), encoding="utf-8")
+    events: list[str] = []
+    real_read, real_choose = pipeline.read_labelled, pipeline.choose_recipe
+
+    def read(path, **kwargs):
+        events.append(f"read {Path(path).name}")
+        return real_read(path, **kwargs)
+
+    def choose(*args, **kwargs):
+        choice = real_choose(*args, **kwargs)
+        events.append("recipe fixed")
+        return choice
+
+    monkeypatch.setattr(pipeline, "read_labelled", read)
+    monkeypatch.setattr(pipeline, "choose_recipe", choose)
+    result = pipeline.build(pipeline.BuildRequest(train_files=[train_file], test_file=test_file,
+                                                  bundle_dir=tmp_path / "bundle", recipe=AUTO, progress=False,
+                                                  choose_recipe=True, budget_seconds=600, threads=1))
+
+    assert events == ["read train.csv", "recipe fixed", "read test.csv"]
+    manifest = load_bundle(result.bundle_dir).manifest
+    choice = manifest["recipe_choice"]
+    names = [trial["name"] for trial in choice["trials"]]
+    assert names[0] == "frozen head" and any(name.startswith("fine-tune 2 epochs") for name in names)
+    assert choice["chosen"] in names and choice["validation_items"] > 0
+    chosen = next(t for t in choice["trials"] if t["name"] == choice["chosen"])
+    assert manifest["recipe"]["sparse_head_weight"] == chosen["overrides"]["sparse_head_weight"]
+    assert manifest["recipe"]["fine_tune_epochs"] == chosen["overrides"].get("fine_tune_epochs", 0)
+    report = (result.bundle_dir / "report" / "report.md").read_text(encoding="utf-8")
+    assert "Recipe chosen from the data" in report and "beside test macro-F1" in report
