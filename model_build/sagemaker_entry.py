@@ -70,9 +70,9 @@ def read_feedback(files: list[Path], *, labels: set[str], weight: float):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model_build.auto import DEFAULT_BUDGET_SECONDS
     from model_build.data import read_labelled
     from model_build.pipeline import BuildRequest, build
-    from model_build.auto import DEFAULT_BUDGET_SECONDS
     from model_build.recipe import RECIPES
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
