@@ -2,9 +2,10 @@
 
 Each round is a fresh Python process that imports the handler module (what Lambda's init does), then answers
 its first request: a REST (v1) classify event with a real Cognito token, which resolves the champion pointer
-(SSM), downloads the champion bundle from S3, unpacks it, verifies every file's sha256, creates the ONNX
-session, fetches the JWKS and classifies. The child times each phase by wrapping the functions the handler
-calls (the same objects, nothing replaced); the parent times the whole process from launch to answer.
+(SSM), downloads the champion bundle from S3 and unpacks it in one stream, verifies every file's sha256,
+creates the ONNX session, fetches the JWKS and classifies. The child times each phase by wrapping the
+functions the handler calls (the same objects, nothing replaced); the parent times the whole process from
+launch to answer.
 
     .venv/bin/python bench/api_cold_start.py [--model artifacts/served] [--rounds 7]
     # as Lambda: its CPython, only the layer's packages and the runtime's boto3 (no venv, no dev packages)
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-PHASES = ("python start", "import handler", "champion pointer (SSM)", "download bundle (S3)", "unpack",
+PHASES = ("python start", "import handler", "champion pointer (SSM)", "download + unpack (S3, one stream)",
           "verify sha256", "ONNX session + tokenizer", "JWKS fetch", "first classify (rest of request)")
 
 
@@ -60,8 +61,8 @@ def child() -> None:
     from categorizer_cli.local.lambda_context import LocalLambdaContext  # stdlib only
 
     timed(model_store.parameters, "get_parameter", "champion pointer (SSM)")
-    timed(ModelBucket, "download_file", "download bundle (S3)")
-    timed(model_store, "extract_bundle", "unpack")
+    timed(ModelBucket, "open", "download + unpack (S3, one stream)")  # the GET; its body is read while unpacking
+    timed(model_store, "extract_bundle_stream", "download + unpack (S3, one stream)")
     timed(model_store, "load_bundle", "verify sha256")
     timed(model_store, "Classifier", "ONNX session + tokenizer")
     timed(JwksCache, "_fetch", "JWKS fetch")

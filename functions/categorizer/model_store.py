@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities import parameters
 from categorizer.adapters.model_registry_bucket import ModelBucket
 from categorizer.contract import ModelSource
 from categorizer.engine import BundleError, Classifier, load_bundle
-from categorizer.engine.bundle import extract_bundle
+from categorizer.engine.bundle import extract_bundle_stream
 from categorizer.observability import logger
 from categorizer.wiring import Lazy
 
@@ -102,10 +102,11 @@ class ModelStore:
         target = cache / pointer.version
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        tarball = target / "model.tar.gz"
-        self._bucket.get().download_file(pointer.key, tarball)
-        bundle_dir = extract_bundle(tarball, target / "bundle")
-        tarball.unlink()
+        body = self._bucket.get().open(pointer.key)
+        try:
+            bundle_dir = extract_bundle_stream(body, target / "bundle", source=f"s3 key {pointer.key}")
+        finally:
+            body.close()
         bundle = load_bundle(bundle_dir)
         if bundle.version != pointer.version:
             raise BundleError(f"bundle says version {bundle.version}, pointer says {pointer.version}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.exceptions import ClientError
@@ -56,6 +56,10 @@ class ModelBucket:
 
     def upload_file(self, source: Path, key: str) -> None:
         self.client.upload_file(str(source), self.bucket, key)
+
+    def open(self, key: str) -> BinaryIO:
+        """A streaming body of the object (one GET): read it once, then close it."""
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
 
     def download_file(self, key: str, destination: Path) -> Path:
         destination.parent.mkdir(parents=True, exist_ok=True)

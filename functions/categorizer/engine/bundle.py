@@ -11,7 +11,7 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "labels.json")
@@ -93,15 +93,22 @@ def load_bundle(path: Path | str) -> Bundle:
 
 def extract_bundle(tarball: Path, destination: Path) -> Path:
     """Unpack a model.tar.gz safely (no absolute paths, links or `..`) and return the bundle directory."""
+    with tarball.open("rb") as stream:
+        return extract_bundle_stream(stream, destination, source=str(tarball))
+
+
+def extract_bundle_stream(stream: BinaryIO, destination: Path, *, source: str) -> Path:
+    """The same, from a readable stream (e.g. an S3 body): unpacking overlaps the download, and the tarball is
+    never written to disk (a cold start's /tmp and time)."""
     destination.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(tarball, "r:gz") as archive:
+        with tarfile.open(fileobj=stream, mode="r|gz") as archive:
             archive.extractall(destination, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{tarball}: cannot unpack ({exc})") from exc
+        raise BundleError(f"{source}: cannot unpack ({exc})") from exc
     if (destination / MANIFEST).is_file():
         return destination
     candidates = [p.parent for p in destination.glob(f"*/{MANIFEST}")]
     if len(candidates) != 1:
-        raise BundleError(f"{tarball}: no single bundle inside")
+        raise BundleError(f"{source}: no single bundle inside")
     return candidates[0]
