@@ -38,6 +38,7 @@ from categorizer.contract.names import (  # noqa: F401 - re-exported for the con
     RESULTS_WORK_PREFIX,
     REVIEW_SCOPE,
     REVIEW_SCOPE_NAME,
+    REVIEW_TABLE,
     REVIEWERS_GROUP,
     TRAINING_OUTPUT_PREFIX,
     TRAINING_PREFIX,
@@ -54,6 +55,7 @@ from categorizer.contract.settings import (
     LearningLoop,
     ModelSource,
     PromoteSettings,
+    ReviewQueue,
     StartTrainingSettings,
 )
 
@@ -136,6 +138,7 @@ class StageConfig:
     batch_max_concurrency: int = 2
     max_receive_count: int = 3  # receives before a message goes to the DLQ
     fanout: FanOut = field(default_factory=FanOut)  # chunk fan-out of large files (docs/batch.md)
+    review: ReviewQueue = field(default_factory=ReviewQueue)  # the review queue (its table name is set per stage)
     dlq_retention_days: int = 14
     # Buckets
     ingest_expiration_days: int
@@ -226,6 +229,7 @@ class ResourceNames:
     stage: str
     stack: str
     feedback_table: str
+    review_table: str
     model_bucket: str
     ingest_bucket: str
     results_bucket: str
@@ -259,6 +263,7 @@ def resource_names(stage: str, *, account: str, region: str) -> ResourceNames:
         stage=stage,
         stack=f"Categorizer-{stage}",
         feedback_table=f"{base}-feedback",
+        review_table=f"{base}-review",
         model_bucket=bucket("models"),
         ingest_bucket=bucket("ingest"),
         results_bucket=bucket("results"),
@@ -297,6 +302,7 @@ class OutputKey(StrEnum):
     MODEL_BUCKET = "ModelBucket"
     CHAMPION_PARAMETER = "ChampionParameter"
     FEEDBACK_TABLE = "FeedbackTable"
+    REVIEW_TABLE = "ReviewTable"
     INGEST_QUEUE_URL = "IngestQueueUrl"
     INGEST_DLQ_URL = "IngestDlqUrl"
     START_TRAINING_FUNCTION = "StartTrainingFunction"
@@ -323,7 +329,8 @@ class TableSpec:
 
 
 def table_specs(names: ResourceNames) -> tuple[TableSpec, ...]:
-    return (TableSpec(name=names.feedback_table, shape=FEEDBACK_TABLE),)
+    return (TableSpec(name=names.feedback_table, shape=FEEDBACK_TABLE),
+            TableSpec(name=names.review_table, shape=REVIEW_TABLE))
 
 
 # --- User pool ------------------------------------------------------------------------------------------
@@ -438,6 +445,7 @@ def function_settings(function: FunctionName, *, stage: StageConfig, names: Reso
     threads = function_sizing(stage, function).onnx_threads
     model = ModelSource(model_bucket=names.model_bucket, champion_parameter=names.champion_parameter,
                         onnx_threads=threads)
+    review = replace(stage.review, review_table=names.review_table)
     if function is FunctionName.API:
         if inputs.identity is None:
             raise ValueError("the API function needs the user pool id and app client ids")
@@ -446,10 +454,11 @@ def function_settings(function: FunctionName, *, stage: StageConfig, names: Reso
             identity=Identity(user_pool_id=inputs.identity.user_pool_id,
                               app_client_ids=inputs.identity.app_client_ids),
             ingest_bucket=names.ingest_bucket, results_bucket=names.results_bucket,
-            console_client_id=inputs.identity.app_client_ids[-1], **inputs.overrides)
+            console_client_id=inputs.identity.app_client_ids[-1], review=review, **inputs.overrides)
     if function is FunctionName.BATCH:
         return BatchSettings(**common, model=model, results_bucket=names.results_bucket,
-                             batch_queue_url=inputs.batch_queue_url, fanout=stage.fanout, **inputs.overrides)
+                             batch_queue_url=inputs.batch_queue_url, fanout=stage.fanout, review=review,
+                             **inputs.overrides)
     registry = {"model_bucket": names.model_bucket, "champion_parameter": names.champion_parameter,
                 "feedback_table": names.feedback_table, "training_job_prefix": names.training_job_prefix,
                 "onnx_threads": threads, "learning": stage.learning}

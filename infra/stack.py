@@ -91,6 +91,9 @@ class CategorizerStack(cdk.Stack):
         api_fn.acknowledge_synchronous("API Gateway proxy integration")
         tables.feedback.grant(api_fn.role, "PutItem", "GetItem")  # conditional put; a replay reads the original
         tables.feedback.grant(api_fn.role, "Scan")  # the console's ops page: feedback volume and corrections
+        # Review queue: queue or bump an item, claim and close it (conditional updates), list the open ones.
+        tables.review.grant(api_fn.role, "UpdateItem", "GetItem")
+        tables.review.grant(api_fn.role, "Query", indexes=True)
         registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)  # + promotion history
         registry.grant_read_champion(api_fn.role)
         # Web console files. PutObject only signs the presigned POST (the browser uploads with the function's
@@ -123,6 +126,7 @@ class CategorizerStack(cdk.Stack):
         queue.grant_send_chunk_tasks(batch_fn.role)
         registry.grant_read(batch_fn.role, config.MODELS_PREFIX)
         registry.grant_read_champion(batch_fn.role)
+        tables.review.grant(batch_fn.role, "UpdateItem")  # rows that need review, queued or bumped
 
         # --- Learning loop --------------------------------------------------------------------------------
         loop = LearningLoopTriggers(self, "LearningLoop", names=names, stage=stage, start_training=start_fn.function,
@@ -168,6 +172,7 @@ class CategorizerStack(cdk.Stack):
             OutputKey.MODEL_BUCKET: registry.bucket.bucket_name,
             OutputKey.CHAMPION_PARAMETER: registry.champion_parameter_name,
             OutputKey.FEEDBACK_TABLE: tables.feedback.table.table_name,
+            OutputKey.REVIEW_TABLE: tables.review.table.table_name,
             OutputKey.INGEST_QUEUE_URL: queue.queue.queue_url,
             OutputKey.INGEST_DLQ_URL: queue.dlq.queue_url,
             OutputKey.START_TRAINING_FUNCTION: start_fn.function.function_name,

@@ -34,22 +34,31 @@ class Table(Construct):
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             time_to_live_attribute=spec.shape.ttl_attribute,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(index_name=index.name,
+                                                     partition_key=_attribute(index.partition_key),
+                                                     sort_key=_attribute(index.sort_key),
+                                                     projection_type=dynamodb.ProjectionType.ALL)
+                for index in spec.shape.indexes] or None,
             # Retained on delete and replace, but not after a failed first create: deletion protection would
             # stop that rollback (DeleteTable refuses), so the stack's termination protection guards it instead.
             removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain else cdk.RemovalPolicy.DESTROY,
         )
 
-    def grant(self, grantee: iam.IGrantable, *actions: str) -> None:
-        """Exact DynamoDB actions on this table."""
+    def grant(self, grantee: iam.IGrantable, *actions: str, indexes: bool = False) -> None:
+        """Exact DynamoDB actions on this table (`indexes`: on its indexes only, e.g. a Query of an index)."""
+        resource = f"{self.table.table_arn}/index/*" if indexes else self.table.table_arn
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=[f"dynamodb:{action}" for action in actions], resources=[self.table.table_arn],
+            actions=[f"dynamodb:{action}" for action in actions], resources=[resource],
         ))
 
 
 class Tables(Construct):
-    """The feedback table (the API's key design). Batch idempotency needs no table: it keys on the manifest."""
+    """The feedback table and the review queue (docs/api.md has both key designs). Batch idempotency needs no
+    table: it keys on the manifest."""
 
     def __init__(self, scope: Construct, construct_id: str, *, specs: Sequence[TableSpec], retain: bool) -> None:
         super().__init__(scope, construct_id)
         by_name = {spec.logical_name: spec for spec in specs}
         self.feedback = Table(self, "Feedback", spec=by_name["feedback"], retain=retain)
+        self.review = Table(self, "Review", spec=by_name["review"], retain=retain)

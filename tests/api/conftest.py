@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import jwt
@@ -31,7 +32,7 @@ from categorizer.api import create_app
 from categorizer.api.deps import build_services
 from categorizer.api.lambda_adapter import LambdaHandler, lambda_handler_for
 from categorizer.contract import ApiSettings, ModelSource
-from categorizer.contract.names import FEEDBACK_TABLE
+from categorizer.contract.names import FEEDBACK_TABLE, REVIEW_TABLE
 from categorizer_cli.local.provision import create_user_pool
 from tests.support.network import free_port
 from tests.support.settings import api_settings
@@ -42,7 +43,8 @@ PASSWORD = "Corr3ct-Horse-Battery!"
 CLASSIFY_SCOPE = "categorizer/classify"
 FEEDBACK_SCOPE = "categorizer/feedback"
 # username -> Cognito groups
-USERS = {"alice": ("classify", "feedback"), "bob": ("classify",), "carol": ()}
+USERS = {"alice": ("classify", "feedback"), "bob": ("classify",), "carol": (),
+         "rita": ("classify", "reviewers"), "rob": ("reviewers",)}
 
 
 
@@ -154,6 +156,13 @@ def feedback_table_name(moto_endpoint: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def review_table_name(moto_endpoint: str) -> str:
+    name = "categorizer-review-test"
+    _client("dynamodb", moto_endpoint).create_table(**REVIEW_TABLE.create_table_kwargs(name))
+    return name
+
+
+@pytest.fixture(scope="session")
 def serving_store(tiny_bundle: Path) -> model_store.ModelStore:
     """One model per test session, loaded like in Lambda (MODEL_DIR -> model store)."""
     store = model_store.ModelStore(ModelSource(model_dir=str(tiny_bundle), onnx_threads=1))
@@ -232,7 +241,8 @@ class Api:
         self.last_event: dict[str, Any] = {}
 
     def event(self, route: str, *, token: str | None = None, body: Any = None, headers: dict[str, str] | None = None,
-              method: str | None = None, path: str | None = None, raw_body: bytes | None = None) -> dict[str, Any]:
+              method: str | None = None, path: str | None = None, raw_body: bytes | None = None,
+              query: dict[str, str] | None = None) -> dict[str, Any]:
         template = route if route in self.TEMPLATES else "health"
         event = copy.deepcopy(_template(f"{self.kind}_{template}.json"))
         if route != template or path is not None or method is not None:
@@ -253,6 +263,8 @@ class Api:
                        if k.lower() not in {h.lower() for h in (headers or {})}}
         all_headers.update(headers or {})
         self._set_headers(event, all_headers)
+        if query:
+            self._set_query(event, query)
         return event
 
     def call(self, route: str, **kwargs: Any) -> ApiResponse:
@@ -280,6 +292,14 @@ class Api:
         if method == "GET":
             event["body"] = None
             event["isBase64Encoded"] = False
+
+    def _set_query(self, event: dict[str, Any], query: dict[str, str]) -> None:
+        if self.kind == "rest_v1":
+            event["queryStringParameters"] = dict(query)
+            event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+        else:
+            event["rawQueryString"] = urlencode(query)
+            event["queryStringParameters"] = dict(query)
 
     def _set_headers(self, event: dict[str, Any], headers: dict[str, str]) -> None:
         if self.kind == "rest_v1":

@@ -192,6 +192,7 @@ def test_every_metric_is_emitted_through_a_handler_table_or_the_api():
                *filter(None, start_training.METRIC_BY_STATUS.values()), config.MetricName.ROWS_CLASSIFIED,
                config.MetricName.ROWS_REJECTED, config.MetricName.OUT_OF_SCOPE_PREDICTIONS,
                config.MetricName.FILE_TRANSIENT_FAILURES, config.MetricName.CONSECUTIVE_REJECTIONS}
-    api_source = (Path(__file__).resolve().parents[2] / "functions/categorizer/api/logic.py").read_text()
-    emitted |= {m for m in config.MetricName if f"MetricName.{m.name}" in api_source}
+    functions = Path(__file__).resolve().parents[2] / "functions/categorizer"
+    source = "".join((functions / path).read_text() for path in ("api/logic.py", "review/decisions.py"))
+    emitted |= {m for m in config.MetricName if f"MetricName.{m.name}" in source}
     assert emitted == set(config.MetricName)

@@ -11,6 +11,7 @@ Key design (also in docs/api.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import boto3
@@ -27,6 +28,13 @@ ITEM_PREFIX = FEEDBACK_ITEM_PREFIX
 MAX_ATTEMPTS = 4
 RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=2,
                       read_timeout=5)
+
+class FeedbackSource(StrEnum):
+    """Where a feedback item came from: a caller of POST /v1/feedback, or a reviewer's decision."""
+
+    API = "api"
+    REVIEW = "review"
+
 
 class FeedbackStoreError(Exception):
     """The feedback table cannot be reached or refused the write (after retries)."""
@@ -46,6 +54,7 @@ class FeedbackRecord:
     created_at: str  # ISO-8601 UTC, e.g. 2026-05-01T12:00:00.123Z
     fingerprint: str  # sha256 of the correction's content: tells a retry from a conflicting reuse of a key
     idempotency_key: str | None = None
+    source: FeedbackSource = FeedbackSource.API
 
     def to_item(self) -> dict[str, dict[str, str]]:
         item = {
@@ -60,6 +69,7 @@ class FeedbackRecord:
             "model_version": {"S": self.model_version},
             "created_at": {"S": self.created_at},
             "fingerprint": {"S": self.fingerprint},
+            "source": {"S": self.source.value},
         }
         if self.comment is not None:
             item["comment"] = {"S": self.comment}
@@ -86,6 +96,7 @@ class FeedbackRecord:
             created_at=item["created_at"]["S"],
             fingerprint=item["fingerprint"]["S"],
             idempotency_key=text("idempotency_key"),
+            source=FeedbackSource(text("source") or FeedbackSource.API),  # items from before `source`: the API
         )
 
 

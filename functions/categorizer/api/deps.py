@@ -20,6 +20,7 @@ from categorizer.adapters.champion_parameter import ChampionParameter
 from categorizer.adapters.feedback_scan import FeedbackScan
 from categorizer.adapters.feedback_table import FeedbackTable
 from categorizer.adapters.model_registry_bucket import ModelBucket
+from categorizer.adapters.review_table import ReviewTable
 from categorizer.adapters.user_files import UserFiles
 from categorizer.api.auth import AuthenticationError, Principal, TokenVerifier, build_token_verifier, require_permission
 from categorizer.api.console_service import ConsoleService
@@ -39,6 +40,7 @@ class ApiServices:
     feedback: Lazy[FeedbackTable]
     files: Lazy[FileService]
     console: Lazy[ConsoleService]
+    review: Lazy[ReviewTable | None]  # None: this stack has no review queue (nothing is queued)
 
 
 def build_services(settings: ApiSettings) -> ApiServices:
@@ -63,6 +65,8 @@ def build_services(settings: ApiSettings) -> ApiServices:
         feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region)),
         files=files,
         console=console,
+        review=Lazy(lambda: ReviewTable.create(settings.review.review_table, region=settings.region)
+                    if settings.review.review_table else None),
     )
 
 
@@ -115,11 +119,17 @@ async def feedback_caller(principal: CurrentPrincipal, settings: SettingsDep) ->
     return require_permission(principal, scope=identity.feedback_scope, group=identity.feedback_group)
 
 
+async def review_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
+    identity = settings.identity
+    return require_permission(principal, scope=identity.review_scope, group=identity.review_group)
+
+
 # Security(...) with the permission's OAuth scope: the OpenAPI document states, per operation, which permission
 # it needs (`security: [{"HTTPBearer": ["categorizer/classify"]}]`), and infra builds API Gateway's methods from
 # that document (api/routes.py).
 ClassifyCaller = Annotated[Principal, Security(classify_caller, scopes=[names.CLASSIFY_SCOPE])]
 FeedbackCaller = Annotated[Principal, Security(feedback_caller, scopes=[names.FEEDBACK_SCOPE])]
+ReviewCaller = Annotated[Principal, Security(review_caller, scopes=[names.REVIEW_SCOPE])]
 
 
 async def feedback_repository(services: ServicesDep) -> FeedbackTable:
@@ -141,3 +151,10 @@ async def console_service(services: ServicesDep) -> ConsoleService:
 
 
 ConsoleServiceDep = Annotated[ConsoleService, Depends(console_service)]
+
+
+async def review_queue(services: ServicesDep) -> ReviewTable | None:
+    return services.review.get()
+
+
+ReviewQueueDep = Annotated[ReviewTable | None, Depends(review_queue)]

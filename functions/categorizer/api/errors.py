@@ -11,11 +11,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from categorizer.adapters.feedback_table import FeedbackStoreError
+from categorizer.adapters.review_table import InvalidCursorError, ReviewStoreError
 from categorizer.api.auth import REALM, AuthenticationError, AuthUnavailableError, PermissionDeniedError
 from categorizer.api.file_service import FilesForbiddenError, UnsupportedFileError, UploadNotFoundError
 from categorizer.api.logic import FeedbackConflictError, InvalidTextsError, UnknownLabelError
 from categorizer.model_store import ModelUnavailableError
 from categorizer.observability import logger
+from categorizer.review.decisions import InvalidDecisionError, ReviewConflictError, ReviewItemNotFoundError
 
 
 class BodyTooLargeError(Exception):
@@ -30,14 +32,19 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     PermissionDeniedError: (403, "forbidden"),
     FilesForbiddenError: (403, "forbidden"),
     UploadNotFoundError: (404, "not_found"),
+    ReviewItemNotFoundError: (404, "not_found"),
     FeedbackConflictError: (409, "idempotency_conflict"),
+    ReviewConflictError: (409, "review_conflict"),
     BodyTooLargeError: (413, "body_too_large"),
     InvalidTextsError: (422, "invalid_text"),
     UnknownLabelError: (422, "unknown_label"),
     UnsupportedFileError: (422, "unsupported_file"),
+    InvalidDecisionError: (422, "invalid_decision"),
+    InvalidCursorError: (422, "invalid_cursor"),
     AuthUnavailableError: (503, "auth_unavailable"),
     FeedbackStoreError: (503, "feedback_store_unavailable"),
     ModelUnavailableError: (503, "model_unavailable"),
+    ReviewStoreError: (503, "review_queue_unavailable"),
 }
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",

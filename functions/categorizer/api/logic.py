@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from categorizer.adapters.feedback_table import FeedbackRecord, FeedbackTable
+from categorizer.adapters.feedback_table import FeedbackRecord, FeedbackSource, FeedbackTable
+from categorizer.adapters.review_table import ReviewSource, ReviewTable, SourceKind
 from categorizer.api.auth import Principal
-from categorizer.contract import MetricName
+from categorizer.contract import MetricName, ReviewQueue
 from categorizer.engine import Classifier, Prediction, TextError
 from categorizer.observability import logger, metrics
+from categorizer.review.queueing import QueueReport, queue_for_review, to_queue
 
 
 class InvalidTextsError(Exception):
@@ -88,6 +90,19 @@ def classify_texts(classifier: Classifier, texts: Sequence[str], *, top_k: int) 
     return [IdentifiedPrediction(new_prediction_id(), p) for p in predictions]
 
 
+def queue_doubtful(texts: Sequence[str], items: Sequence[IdentifiedPrediction], *, caller: Principal,
+                   model_version: str, table: ReviewTable | None, settings: ReviewQueue) -> QueueReport:
+    """Predictions that need review go to the review queue (bounded; a queue failure is counted, not raised)."""
+    source = ReviewSource(SourceKind.API, caller=caller.subject)
+    report = queue_for_review(table, (to_queue(text, item.prediction, source=source, model_version=model_version)
+                                      for text, item in zip(texts, items, strict=True) if item.prediction.needs_review),
+                              settings=settings, cap=settings.review_max_per_request)
+    if table is not None:
+        metrics.add_metric(name=MetricName.REVIEW_ITEMS_QUEUED, unit=MetricUnit.Count, value=report.written)
+        metrics.add_metric(name=MetricName.REVIEW_QUEUE_WRITE_FAILURES, unit=MetricUnit.Count, value=report.failed)
+    return report
+
+
 def feedback_id_for(subject: str, *, prediction_id: str, idempotency_key: str | None) -> str:
     """Deterministic: a retry of the same request maps to the same id (and DynamoDB key).
 
@@ -100,7 +115,7 @@ def feedback_id_for(subject: str, *, prediction_id: str, idempotency_key: str | 
 
 def record_feedback(correction: Correction, *, caller: Principal, labels: Sequence[str], model_version: str,
                     repository: FeedbackTable, idempotency_key: str | None = None,
-                    now: datetime | None = None) -> FeedbackReceipt:
+                    now: datetime | None = None, source: FeedbackSource = FeedbackSource.API) -> FeedbackReceipt:
     unknown = {field: value for field, value in (("predicted_label", correction.predicted_label),
                                                  ("correct_label", correction.correct_label))
                if value not in labels}
@@ -122,6 +137,7 @@ def record_feedback(correction: Correction, *, caller: Principal, labels: Sequen
         created_at=created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         fingerprint=correction.fingerprint(),
         idempotency_key=idempotency_key,
+        source=source,
     )
     existing = repository.put_if_absent(record)
     if existing is not None:

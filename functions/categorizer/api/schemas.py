@@ -144,3 +144,64 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# --- Review queue -----------------------------------------------------------------------------------------
+REVIEW_PAGE_MAX = 100
+ITEM_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class ExplanationSpanOut(BaseModel):
+    text: str = Field(description="an exact substring of the text")
+    weight: float = Field(description="how much it moved the decision toward the label")
+
+
+class ReviewSourceOut(BaseModel):
+    kind: Literal["api", "file"] = Field(description="`api`: a classify call; `file`: a row of a dropped file")
+    caller: str | None = Field(default=None, description="api: the caller's token `sub`")
+    bucket: str | None = None
+    key: str | None = None
+    row: int | None = Field(default=None, description="file: the row number (1 = first data row)")
+
+
+class ReviewItemOut(BaseModel):
+    item_id: str = Field(pattern=ITEM_ID_PATTERN)
+    text: str
+    source: ReviewSourceOut
+    model_version: str
+    label: str = Field(description="the label the model predicted")
+    confidence: float = Field(ge=0, le=1)
+    top_k: list[LabelScoreOut]
+    novelty: float
+    out_of_scope: bool
+    seen: int = Field(ge=1, description="how often this text (normalised) was queued")
+    created_at: str = Field(description="when the text was first queued (ISO-8601 UTC)")
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewItemOut]
+    next: str | None = Field(description="pass as `cursor` for the next page; null: no more items")
+
+
+class ClaimedItemOut(ReviewItemOut):
+    lease_until: int = Field(description="the claim holds until this time (epoch seconds); decide before it")
+    explanation: list[ExplanationSpanOut] | None = Field(
+        default=None, description="words of the text that moved the model toward its label (if the engine explains)")
+
+
+class ReviewDecisionRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"decision": "accept"},
+                                                               {"decision": "correct", "label": "card_arrival"},
+                                                               {"decision": "skip"}]})
+
+    decision: Literal["accept", "correct", "skip"] = Field(
+        description="accept: the predicted label is right; correct: `label` is; skip: back to the queue")
+    label: Label = Field(default=None, description="the right label (correct; optional on accept)",  # type: ignore[assignment]
+                         json_schema_extra=_no_default)
+
+
+class ReviewDecisionResponse(BaseModel):
+    item_id: str
+    decision: Literal["accept", "correct", "skip"]
+    label: str | None = Field(description="the label recorded (null for a skip)")
+    feedback_id: str | None = Field(description="the feedback item the decision became (null for a skip)")

@@ -21,6 +21,7 @@ from categorizer.contract.settings import (
     ModelSource,
     PromoteSettings,
     RegistrySettings,
+    ReviewQueue,
     StartTrainingSettings,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "ModelSource",
     "PromoteSettings",
     "RegistrySettings",
+    "ReviewQueue",
     "SettingsError",
     "StartTrainingSettings",
     "setting",

@@ -29,6 +29,11 @@ class MetricName(StrEnum):
     OUT_OF_SCOPE_PREDICTIONS = "OutOfScopePredictions"  # predictions with out_of_scope (API and batch rows)
     FEEDBACK = "Feedback"  # feedback items stored
     FEEDBACK_DISAGREEMENT = "FeedbackDisagreement"  # 1 when correct_label != predicted_label, else 0
+    # Review queue (API and batch)
+    REVIEW_ITEMS_QUEUED = "ReviewItemsQueued"  # predictions that need review, written to the queue (or seen again)
+    REVIEW_QUEUE_WRITE_FAILURES = "ReviewQueueWriteFailures"  # items not queued: the queue table failed
+    REVIEW_DECISIONS = "ReviewDecisions"  # accept / correct decisions recorded (skips are not decisions)
+    REVIEW_AGREEMENT = "ReviewAgreement"  # 1 when a decision accepted the predicted label, else 0
     # Batch
     ROWS_CLASSIFIED = "RowsClassified"
     ROWS_REJECTED = "RowsRejected"
@@ -90,6 +95,15 @@ class KeyAttribute:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IndexShape:
+    """A global secondary index (all attributes projected)."""
+
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TableShape:
     """A table's keys and TTL: what the adapter relies on. Infra and the local stack create tables from it."""
 
@@ -97,20 +111,60 @@ class TableShape:
     partition_key: KeyAttribute
     sort_key: KeyAttribute | None = None
     ttl_attribute: str | None = None
+    indexes: tuple[IndexShape, ...] = ()
 
     def create_table_kwargs(self, table_name: str) -> dict:
         """The boto3 `create_table` arguments (on-demand), for the local stack and the tests."""
-        keys = [self.partition_key, *([self.sort_key] if self.sort_key else [])]
-        return {
+
+        def schema(partition: KeyAttribute, sort: KeyAttribute | None) -> list[dict]:
+            keys = [partition, *([sort] if sort else [])]
+            return [{"AttributeName": key.name, "KeyType": kind}
+                    for key, kind in zip(keys, ("HASH", "RANGE"), strict=False)]
+
+        attributes = {key.name: key.type for key in (self.partition_key, self.sort_key) if key}
+        for index in self.indexes:
+            attributes |= {key.name: key.type for key in (index.partition_key, index.sort_key) if key}
+        kwargs = {
             "TableName": table_name,
             "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": [{"AttributeName": key.name, "KeyType": kind} for key, kind in zip(keys, ("HASH", "RANGE"),
-                                                                                              strict=False)],
-            "AttributeDefinitions": [{"AttributeName": key.name, "AttributeType": key.type} for key in keys],
+            "KeySchema": schema(self.partition_key, self.sort_key),
+            "AttributeDefinitions": [{"AttributeName": name, "AttributeType": kind}
+                                     for name, kind in attributes.items()],
         }
+        if self.indexes:
+            kwargs["GlobalSecondaryIndexes"] = [
+                {"IndexName": index.name, "KeySchema": schema(index.partition_key, index.sort_key),
+                 "Projection": {"ProjectionType": "ALL"}} for index in self.indexes]
+        return kwargs
 
 
 # Feedback: one item per feedback, pk = "FEEDBACK#<feedback id>" (docs/api.md has the key design).
 FEEDBACK_TABLE = TableShape(logical_name="feedback", partition_key=KeyAttribute("pk"))
 FEEDBACK_ITEM_PREFIX = "FEEDBACK#"
-TABLES: tuple[TableShape, ...] = (FEEDBACK_TABLE,)
+
+
+class ReviewOrder(StrEnum):
+    """How `GET /v1/review` orders open items: each is a sparse index over the open items only."""
+
+    UNCERTAIN = "uncertain"  # lowest confidence first
+    NOVEL = "novel"  # highest novelty first (out-of-scope items lead: they pass the novelty threshold)
+    RECENT = "recent"  # most recently queued first
+
+
+# Review queue: one item per normalised text, pk = "REVIEW#<item id>". While an item is open it carries
+# `open_queue` = "OPEN", the partition key of three sparse indexes (one per order); deciding it removes the
+# attribute, so closed items leave every index. docs/api.md has the key design.
+REVIEW_ITEM_PREFIX = "REVIEW#"
+REVIEW_OPEN = "OPEN"
+REVIEW_OPEN_ATTRIBUTE = KeyAttribute("open_queue")
+REVIEW_INDEX_BY_ORDER: dict[ReviewOrder, IndexShape] = {
+    ReviewOrder.UNCERTAIN: IndexShape(name="open-by-confidence", partition_key=REVIEW_OPEN_ATTRIBUTE,
+                                      sort_key=KeyAttribute("confidence", "N")),
+    ReviewOrder.NOVEL: IndexShape(name="open-by-novelty", partition_key=REVIEW_OPEN_ATTRIBUTE,
+                                  sort_key=KeyAttribute("novelty", "N")),
+    ReviewOrder.RECENT: IndexShape(name="open-by-time", partition_key=REVIEW_OPEN_ATTRIBUTE,
+                                   sort_key=KeyAttribute("queued_at")),
+}
+REVIEW_TABLE = TableShape(logical_name="review", partition_key=KeyAttribute("pk"), ttl_attribute="expires_at",
+                          indexes=tuple(REVIEW_INDEX_BY_ORDER.values()))
+TABLES: tuple[TableShape, ...] = (FEEDBACK_TABLE, REVIEW_TABLE)

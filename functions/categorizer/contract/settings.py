@@ -79,6 +79,26 @@ class LearningLoop(EnvSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReviewQueue(EnvSettings):
+    """The review queue: where predictions that need review go, and how long people have for them."""
+
+    review_table: str | None = setting("REVIEW_TABLE", None)  # None: nothing is queued (e.g. a test stack)
+    # Items nobody decides expire (DynamoDB TTL deletes them within days of this): a queue people cannot keep
+    # up with must not grow for ever; the same text comes back if the model still doubts it.
+    review_ttl_days: int = setting("REVIEW_TTL_DAYS", 30)
+    review_lease_seconds: int = setting("REVIEW_LEASE_SECONDS", 300)  # a claim holds an item this long
+    # At most this many items per dropped file, sampled so that every predicted label is represented.
+    review_max_per_file: int = setting("REVIEW_MAX_PER_FILE", 200)
+    # At most this many per API request (the rest of a big request is not queued), written in parallel.
+    review_max_per_request: int = setting("REVIEW_MAX_PER_REQUEST", 16)
+    review_write_workers: int = setting("REVIEW_WRITE_WORKERS", 8)
+
+    def __post_init__(self) -> None:
+        if self.review_lease_seconds < 10 or self.review_ttl_days < 1:
+            raise ValueError("REVIEW_LEASE_SECONDS must be >= 10 and REVIEW_TTL_DAYS >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Identity(EnvSettings):
     """Who may call the API: the Cognito pool and app clients, and the scope / group of each permission."""
 
@@ -131,6 +151,7 @@ class ApiSettings(CommonSettings):
     cognito_endpoint: str | None = setting("COGNITO_ENDPOINT", None, aliases=("AWS_ENDPOINT_URL",))
     upload_max_bytes: int = setting("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)  # presigned POST upper bound
     link_expiry_seconds: int = setting("LINK_EXPIRY_SECONDS", 300)  # presigned upload / download links
+    review: ReviewQueue = field(default_factory=ReviewQueue)
 
     @property
     def cognito_idp_endpoint(self) -> str:
@@ -149,6 +170,7 @@ class BatchSettings(CommonSettings):
     # The chunk fan-out is off unless the queue URL (the ingest queue itself) is set.
     batch_queue_url: str | None = setting("BATCH_QUEUE_URL", None)
     fanout: FanOut = field(default_factory=FanOut)
+    review: ReviewQueue = field(default_factory=ReviewQueue)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from categorizer.api import logic
-from categorizer.api.deps import ClassifierDep, ClassifyCaller
+from categorizer.api.deps import ClassifierDep, ClassifyCaller, ReviewQueueDep, SettingsDep
 from categorizer.api.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -28,9 +28,12 @@ ERRORS = {
 
 
 @router.post("/classify", summary="Classify 1 to N texts", responses=ERRORS)
-async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: ClassifierDep) -> ClassifyResponse:
+async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: ClassifierDep,
+                   review: ReviewQueueDep, settings: SettingsDep) -> ClassifyResponse:
     # async def + a synchronous engine call: no thread-pool hop; Lambda serves one request at a time.
     items = logic.classify_texts(classifier, body.all_texts, top_k=body.top_k)
+    logic.queue_doubtful(body.all_texts, items, caller=caller, model_version=classifier.version, table=review,
+                         settings=settings.review)
     return ClassifyResponse(
         model_version=classifier.version,
         predictions=[
