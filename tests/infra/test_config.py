@@ -191,7 +191,8 @@ def test_every_metric_is_emitted_through_a_handler_table_or_the_api():
     emitted = {*filter(None, batch.METRIC_BY_STATUS.values()), *filter(None, promote.METRIC_BY_STATUS.values()),
                *filter(None, start_training.METRIC_BY_STATUS.values()), config.MetricName.ROWS_CLASSIFIED,
                config.MetricName.ROWS_REJECTED, config.MetricName.OUT_OF_SCOPE_PREDICTIONS,
-               config.MetricName.FILE_TRANSIENT_FAILURES, config.MetricName.CONSECUTIVE_REJECTIONS}
+               config.MetricName.FILE_TRANSIENT_FAILURES, config.MetricName.CONSECUTIVE_REJECTIONS,
+               config.MetricName.REVIEW_ITEMS_QUEUED, config.MetricName.REVIEW_QUEUE_WRITE_FAILURES}
     functions = Path(__file__).resolve().parents[2] / "functions/categorizer"
     source = "".join((functions / path).read_text() for path in ("api/logic.py", "review/decisions.py"))
     emitted |= {m for m in config.MetricName if f"MetricName.{m.name}" in source}

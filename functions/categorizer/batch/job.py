@@ -26,6 +26,7 @@ from categorizer.files.formats import FileSpec, Limits
 from categorizer.files.pipeline import classify_stream
 from categorizer.files.xlsx_format import CONTENT_TYPE as WORKBOOK_CONTENT_TYPE
 from categorizer.files.xlsx_format import SHEET_METADATA_KEY
+from categorizer.review.queueing import DoubtfulRows, queue_for_review
 
 
 class Splitter(Protocol):
@@ -98,12 +99,16 @@ def _classify_in_one_go(event: ObjectCreated, spec: FileSpec, outputs: OutputKey
     workbook = (objects.writer(outputs.bucket, outputs.workbook, content_type=WORKBOOK_CONTENT_TYPE)
                 if outputs.workbook else None)
     writers = [writer for writer in (results, errors, workbook) if writer is not None]
+    review = deps.settings.review
+    doubtful = DoubtfulRows(cap=review.review_max_per_file if deps.review else 0, bucket=event.bucket,
+                            key=event.key, model_version=classifier.version)
     try:
         with source:
             summary = classify_stream(
                 source, results=results, errors=errors, classifier=classifier, spec=spec,
                 text_columns=text_columns, limits=Limits(max_bytes=deps.settings.max_file_bytes),
-                batch_size=deps.batch_rows, after_batch=deps.deadline_check, workbook=workbook, sheet=sheet)
+                batch_size=deps.batch_rows, after_batch=deps.deadline_check, workbook=workbook, sheet=sheet,
+                on_result=doubtful.add)
         if not summary.succeeded:
             for writer in writers:
                 writer.abort()
@@ -118,5 +123,8 @@ def _classify_in_one_go(event: ObjectCreated, spec: FileSpec, outputs: OutputKey
         for writer in writers:
             writer.abort()
         raise
+    # The results are safe; people now see the rows the model doubts (bounded, never failing the file).
+    queued = queue_for_review(deps.review, doubtful.candidates(), settings=review, cap=review.review_max_per_file)
+    summary.review_queued, summary.review_queue_failed = queued.written, queued.failed
     report.manifest(summary, columns_source, results_key=outputs.results)
     return JobOutcome(JobStatus.SUCCEEDED, event.bucket, event.key, summary=summary, outputs=outputs)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from categorizer.adapters.review_table import ReviewTable
 from categorizer.adapters.s3_objects import ObjectInfo, S3Objects
 from categorizer.adapters.task_queue import TaskQueue
 from categorizer.batch.keys import OutputKeys
@@ -61,6 +62,7 @@ class JobDependencies:
     remaining_ms: Callable[[], int] | None = None  # Lambda's time left; None = no deadline
     batch_rows: int = DEFAULT_BATCH_ROWS
     tasks: TaskQueue | None = None  # the chunk fan-out's queue; None = every file in one invocation
+    review: ReviewTable | None = None  # the review queue; None = rows that need review are not queued
 
     def deadline_check(self, summary: JobSummary) -> None:
         if self.remaining_ms is not None and self.remaining_ms() < DEADLINE_MARGIN_MS:

@@ -88,6 +88,8 @@ class JobSummary:
     needs_review: int = 0
     out_of_scope: int = 0
     truncated: int = 0
+    review_queued: int = 0  # rows that need review put in front of people (the batch job's review queue)
+    review_queue_failed: int = 0  # ...that the queue could not take (counted, never failing the file)
     counts: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     output_columns: dict[str, str] = field(default_factory=lambda: dict(_DEFAULT_NAMES))
@@ -158,6 +160,7 @@ class JobSummary:
             "needs_review": self.needs_review,
             "out_of_scope": self.out_of_scope,
             "truncated": self.truncated,
+            "review_queue": {"queued": self.review_queued, "failed": self.review_queue_failed},
             "output_columns": self.output_columns,
             "model_version": self.model_version,
         }
@@ -308,19 +311,24 @@ class OutputWriters:
             self._workbook.close()
 
 
+ResultHook = Callable[[InputRow, Prediction], None]
+
+
 def classify_items(items: Iterable[InputRow | RowError], writers: OutputWriters, classifier: TextClassifier, *,
                    summary: JobSummary, batch_size: int = DEFAULT_BATCH_ROWS, top_k: int = 3,
-                   after_batch: Callable[[JobSummary], None] | None = None) -> None:
-    """Classify stage: `batch_size` records at a time, in order, into the writers; counts into `summary`."""
+                   after_batch: Callable[[JobSummary], None] | None = None,
+                   on_result: ResultHook | None = None) -> None:
+    """Classify stage: `batch_size` records at a time, in order, into the writers; counts into `summary`.
+    `on_result` sees every classified row (the batch job collects the ones that need review)."""
     batch: list[InputRow | RowError] = []
     for item in items:
         batch.append(item)
         if len(batch) >= batch_size:
-            _classify_batch(batch, writers, classifier, top_k, summary)
+            _classify_batch(batch, writers, classifier, top_k, summary, on_result)
             batch.clear()
             if after_batch:
                 after_batch(summary)
-    _classify_batch(batch, writers, classifier, top_k, summary)
+    _classify_batch(batch, writers, classifier, top_k, summary, on_result)
 
 
 def classify_stream(
@@ -337,6 +345,7 @@ def classify_stream(
     after_batch: Callable[[JobSummary], None] | None = None,
     workbook: BinaryIO | None = None,
     sheet: str | None = None,
+    on_result: ResultHook | None = None,
 ) -> JobSummary:
     """Classify every record of `source` (format and gzip per `spec`), writing `results` and `errors`.
 
@@ -356,7 +365,7 @@ def classify_stream(
         summary.describe(layout)
         writers = OutputWriters(layout, results_sink, errors_sink, workbook=workbook_sink)
         classify_items(items, writers, classifier, summary=summary, batch_size=batch_size, top_k=top_k,
-                       after_batch=after_batch)
+                       after_batch=after_batch, on_result=on_result)
         writers.close()
     except FileFailure as failure:
         summary.fail(failure)
@@ -375,7 +384,7 @@ def _detach(*sinks: DetachableSink | None) -> None:
 
 
 def _classify_batch(batch: list[InputRow | RowError], writers: OutputWriters, classifier: TextClassifier,
-                    top_k: int, summary: JobSummary) -> None:
+                    top_k: int, summary: JobSummary, on_result: ResultHook | None = None) -> None:
     texts = [item.text for item in batch if isinstance(item, InputRow) and item.text]
     predictions = iter(classifier.classify(texts, top_k=top_k) if texts else [])
     version = classifier.version
@@ -391,6 +400,8 @@ def _classify_batch(batch: list[InputRow | RowError], writers: OutputWriters, cl
                     item = RowError(item.row, item.line, result.code, result.message, excerpt(item.raw))
                 else:
                     writers.write_result(item, result, version)
+                    if on_result is not None:
+                        on_result(item, result)
                     summary.rows_classified += 1
                     summary.counts[result.label] += 1
                     summary.needs_review += result.needs_review

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from categorizer.adapters.review_table import ReviewTable
 from categorizer.adapters.s3_objects import S3Objects
 from categorizer.adapters.task_queue import TaskQueue
 from categorizer.batch.report import JobDependencies, JobOutcome, JobStatus
@@ -52,12 +53,15 @@ class BatchServices:
     objects: S3Objects
     get_classifier: Callable[[], TextClassifier]  # the model store's: loads once, hot-swaps the champion
     tasks: TaskQueue | None  # None: the chunk fan-out is off
+    review: ReviewTable | None = None  # None: rows that need review are not queued
 
 
 def build_services(settings: BatchSettings) -> BatchServices:
     """The one place this function's clients are made."""
+    review_table = settings.review.review_table
     return BatchServices(settings=settings, objects=S3Objects(), get_classifier=ModelStore(settings.model).get,
-                         tasks=TaskQueue(settings.batch_queue_url) if settings.batch_queue_url else None)
+                         tasks=TaskQueue(settings.batch_queue_url) if settings.batch_queue_url else None,
+                         review=ReviewTable.create(review_table, region=settings.region) if review_table else None)
 
 
 def _count(name: MetricName, value: int = 1) -> None:
@@ -73,6 +77,8 @@ def record_metrics(outcome: JobOutcome) -> None:
         _count(MetricName.ROWS_CLASSIFIED, outcome.summary.rows_classified)
         _count(MetricName.ROWS_REJECTED, outcome.summary.rows_rejected)
         _count(MetricName.OUT_OF_SCOPE_PREDICTIONS, outcome.summary.out_of_scope)
+        _count(MetricName.REVIEW_ITEMS_QUEUED, outcome.summary.review_queued)
+        _count(MetricName.REVIEW_QUEUE_WRITE_FAILURES, outcome.summary.review_queue_failed)
 
 
 settings = BatchSettings.from_env()  # cold start: a missing or malformed variable fails here, by name
@@ -82,7 +88,8 @@ services = Lazy(lambda: build_services(settings))
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     built = services.get()
     deps = JobDependencies(settings=built.settings, objects=built.objects, get_classifier=built.get_classifier,
-                           remaining_ms=lambda_context.get_remaining_time_in_millis, tasks=built.tasks)
+                           remaining_ms=lambda_context.get_remaining_time_in_millis, tasks=built.tasks,
+                           review=built.review)
     try:
         outcomes = handle_message(record.body, deps)
     except Exception:

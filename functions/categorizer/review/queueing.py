@@ -8,6 +8,7 @@ aid to people, the classification is the product.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -15,9 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from categorizer.adapters.review_table import QueuedPrediction, QueueOutcome, ReviewSource, ReviewTable
+from categorizer.adapters.review_table import (
+    QueuedPrediction,
+    QueueOutcome,
+    ReviewSource,
+    ReviewTable,
+    SourceKind,
+)
 from categorizer.contract import ReviewQueue
 from categorizer.engine import Prediction
+from categorizer.files.rows import InputRow
 from categorizer.observability import logger
 
 
@@ -56,6 +64,36 @@ def sample_by_label(candidates: Sequence[QueuedPrediction], cap: int) -> list[Qu
         chosen.extend(q[depth] for q in queues if depth < len(q))
         depth += 1
     return chosen[:cap]
+
+
+class DoubtfulRows:
+    """The rows of one file that need review, bounded: per predicted label, the `cap` most doubtful (out of
+    scope first, then least confident) are kept, so memory stays small for a file of any size and the final
+    sample (sample_by_label) can still represent every label."""
+
+    def __init__(self, *, cap: int, bucket: str, key: str, model_version: str) -> None:
+        self.cap = cap
+        self._bucket, self._key, self._version = bucket, key, model_version
+        self._by_label: dict[str, list[tuple[tuple, int, QueuedPrediction]]] = defaultdict(list)
+        self._count = 0
+
+    def add(self, row: InputRow, prediction: Prediction) -> None:
+        if not prediction.needs_review or self.cap <= 0:
+            return
+        self._count += 1
+        item = to_queue(row.text, prediction, model_version=self._version,
+                        source=ReviewSource(SourceKind.FILE, bucket=self._bucket, key=self._key, row=row.row))
+        heap = self._by_label[prediction.label]
+        # A max-heap on "how much we want it" inverted: the root is the least doubtful kept item.
+        rank = (prediction.out_of_scope, -prediction.confidence)
+        entry = (rank, -self._count, item)
+        if len(heap) < self.cap:
+            heapq.heappush(heap, entry)
+        elif rank > heap[0][0]:
+            heapq.heapreplace(heap, entry)
+
+    def candidates(self) -> list[QueuedPrediction]:
+        return [item for heap in self._by_label.values() for _, _, item in heap]
 
 
 def queue_for_review(table: ReviewTable | None, candidates: Iterable[QueuedPrediction], *, settings: ReviewQueue,
