@@ -70,6 +70,13 @@ def score_in_out(classifier: Classifier, texts: list[str], labels: list[str], oo
         oos_review = (oos_probabilities.max(axis=1) < classifier.review_threshold) | oos_flagged
         out.update(oos_items=len(oos_texts), oos_recall=float(oos_flagged.mean()),
                    oos_recall_needs_review=float(oos_review.mean()))
+        # The other operating points the build calibrated (a stage picks one with OUT_OF_SCOPE_THRESHOLD).
+        alternatives = classifier.bundle.manifest.get("novelty", {}).get("thresholds_by_flag_rate", {})
+        out["operating_points"] = {
+            rate: {"threshold": t, "in_scope_flagged": float((novelty > t).mean()),
+                   "in_scope_accuracy": float((correct & (novelty <= t)).mean()),
+                   "oos_recall": float((oos_novelty > t).mean())}
+            for rate, t in alternatives.items()}
     return out
 
 
@@ -162,6 +169,14 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {name} | {x['threshold']:.4f} | {x['label_accuracy']:.2%} | {x['in_scope_accuracy']:.2%} "
                      f"| {x['oos_recall']:.2%} | {x['in_scope_flagged_out_of_scope']:.2%} "
                      f"| {x['in_scope_accuracy_needs_review']:.2%} / {x['oos_recall_needs_review']:.2%} |")
+    for name in ("clinc150_train_only", "clinc150_with_oos_train", "clinc150_train_only_fine_tune_2"):
+        points = r.get(name, {}).get("operating_points")
+        if points:
+            lines += ["", f"{name}, other calibrated operating points (target in-scope flag rate on train):", "",
+                      "| target flag rate | threshold | in-scope flagged | in-scope accuracy | OOS recall |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {float(rate):.1%} | {p['threshold']:.4f} | {p['in_scope_flagged']:.2%} "
+                      f"| {p['in_scope_accuracy']:.2%} | {p['oos_recall']:.2%} |" for rate, p in points.items()]
     b = r["banking77"]
     lines += ["", f"BANKING77 test ({b['in_scope_items']} texts): accuracy {b['label_accuracy']:.2%}"
               + (f" (same recipe without novelty: {b['baseline_label_accuracy']:.2%})"
