@@ -73,6 +73,30 @@ def test_cli_builds_a_two_column_news_model(tmp_path: Path):
     assert [p.label for p in predictions] == ["Sports", "Business"]
 
 
+def test_cli_build_keeps_the_out_of_scope_label_out_of_the_classes(tmp_path: Path):
+    """`--oos-label oos`: those rows are no class; the manifest and report say how many the threshold catches."""
+    rows = (TEST_DATA / "tiny.csv").read_text().splitlines()
+    foreign = ["how do I bake sourdough bread", "play some jazz music", "who won the football match",
+               "what is the capital of France", "set an alarm for seven", "lorem ipsum dolor sit amet"]
+    (tmp_path / "train.csv").write_text("\n".join([*rows, *(f"{t},oos" for t in foreign[:3])]) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join([rows[0], *rows[1::3], *(f"{t},oos" for t in foreign[3:])]) + "\n")
+    out = tmp_path / "models"
+    result = subprocess.run(
+        [*CLI, "model", "build", "--fast", "--data", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"),
+         "--oos-label", "oos", "--out", str(out)], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "out-of-scope threshold" in result.stdout
+    (bundle_dir,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    bundle = load_bundle(bundle_dir)
+    assert "oos" not in bundle.labels and len(bundle.labels) == 3
+    novelty = bundle.manifest["novelty"]
+    assert (novelty["oos_label"], novelty["oos_train_items"], novelty["oos_train_recall"]) == ("oos", 3, 1.0)
+    assert bundle.manifest["out_of_scope"]["oos_items"] == 3 and bundle.manifest["out_of_scope"]["oos_recall"] == 1.0
+    assert bundle.manifest["metrics"]["n"] == len(rows[1::3])  # the oos rows are not scored as a class
+    assert "Training items labelled 'oos' (3, not a class): 100.00% flagged." in (
+        bundle_dir / "report" / "report.md").read_text()
+
+
 def test_cli_classify_prints_labels(default_bundle: Path):
     result = subprocess.run([*CLI, "classify", "--json", "--model", str(default_bundle),
                              "my card has not arrived yet", ""], capture_output=True, text=True, check=True)
