@@ -24,9 +24,11 @@ from categorizer.adapters.user_files import UserFiles
 from categorizer.api.auth import AuthenticationError, Principal, TokenVerifier, build_token_verifier, require_permission
 from categorizer.api.console_service import ConsoleService
 from categorizer.api.file_service import FileService
+from categorizer.api.label_service import LabelService
 from categorizer.contract import ApiSettings, names
 from categorizer.engine import Classifier
 from categorizer.model_store import ModelStore
+from categorizer.registry.catalogue import CatalogueStore
 from categorizer.registry.store import ModelRegistry
 from categorizer.wiring import Lazy
 
@@ -39,6 +41,7 @@ class ApiServices:
     feedback: Lazy[FeedbackTable]
     files: Lazy[FileService]
     console: Lazy[ConsoleService]
+    labels: Lazy[LabelService]
 
 
 def build_services(settings: ApiSettings) -> ApiServices:
@@ -63,6 +66,9 @@ def build_services(settings: ApiSettings) -> ApiServices:
         feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region)),
         files=files,
         console=console,
+        labels=Lazy(lambda: LabelService(
+            store=CatalogueStore(ModelBucket(str(source.model_bucket))) if source.model_bucket else None,
+            read_feedback=lambda: scan.get().all_records())),
     )
 
 
@@ -115,11 +121,17 @@ async def feedback_caller(principal: CurrentPrincipal, settings: SettingsDep) ->
     return require_permission(principal, scope=identity.feedback_scope, group=identity.feedback_group)
 
 
+async def labels_admin(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
+    identity = settings.identity
+    return require_permission(principal, scope=identity.labels_scope, group=identity.admins_group)
+
+
 # Security(...) with the permission's OAuth scope: the OpenAPI document states, per operation, which permission
 # it needs (`security: [{"HTTPBearer": ["categorizer/classify"]}]`), and infra builds API Gateway's methods from
 # that document (api/routes.py).
 ClassifyCaller = Annotated[Principal, Security(classify_caller, scopes=[names.CLASSIFY_SCOPE])]
 FeedbackCaller = Annotated[Principal, Security(feedback_caller, scopes=[names.FEEDBACK_SCOPE])]
+LabelsAdmin = Annotated[Principal, Security(labels_admin, scopes=[names.LABELS_SCOPE])]
 
 
 async def feedback_repository(services: ServicesDep) -> FeedbackTable:
@@ -141,3 +153,10 @@ async def console_service(services: ServicesDep) -> ConsoleService:
 
 
 ConsoleServiceDep = Annotated[ConsoleService, Depends(console_service)]
+
+
+async def label_service(services: ServicesDep) -> LabelService:
+    return services.labels.get()
+
+
+LabelServiceDep = Annotated[LabelService, Depends(label_service)]

@@ -13,9 +13,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from categorizer.adapters.feedback_table import FeedbackStoreError
 from categorizer.api.auth import REALM, AuthenticationError, AuthUnavailableError, PermissionDeniedError
 from categorizer.api.file_service import FilesForbiddenError, UnsupportedFileError, UploadNotFoundError
-from categorizer.api.logic import FeedbackConflictError, InvalidTextsError, UnknownLabelError
+from categorizer.api.logic import FeedbackConflictError, InvalidTextsError
 from categorizer.model_store import ModelUnavailableError
 from categorizer.observability import logger
+from categorizer.registry.catalogue import (
+    CatalogueUnavailableError,
+    InvalidLabelNameError,
+    LabelChangeConflictError,
+    LabelExistsError,
+    LabelNotFoundError,
+    RetiredLabelError,
+    UnknownLabelError,
+)
 
 
 class BodyTooLargeError(Exception):
@@ -30,12 +39,18 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     PermissionDeniedError: (403, "forbidden"),
     FilesForbiddenError: (403, "forbidden"),
     UploadNotFoundError: (404, "not_found"),
+    LabelNotFoundError: (404, "label_not_found"),
+    LabelExistsError: (409, "label_exists"),
+    LabelChangeConflictError: (409, "label_conflict"),
     FeedbackConflictError: (409, "idempotency_conflict"),
     BodyTooLargeError: (413, "body_too_large"),
     InvalidTextsError: (422, "invalid_text"),
     UnknownLabelError: (422, "unknown_label"),
+    RetiredLabelError: (422, "retired_label"),
+    InvalidLabelNameError: (422, "invalid_label_name"),
     UnsupportedFileError: (422, "unsupported_file"),
     AuthUnavailableError: (503, "auth_unavailable"),
+    CatalogueUnavailableError: (503, "labels_unavailable"),
     FeedbackStoreError: (503, "feedback_store_unavailable"),
     ModelUnavailableError: (503, "model_unavailable"),
 }
