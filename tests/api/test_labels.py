@@ -92,7 +92,7 @@ def test_feedback_accepts_a_proposed_label_and_refuses_a_retired_one_naming_its_
                   "predicted_label": "exchange_rate", "correct_label": "mortgage"}
     assert api.call("feedback", token=token, body=correction).status == 201
 
-    retired = _post(api, token, "/v1/labels/exchange_rate/retire", 
+    retired = _post(api, token, "/v1/labels/exchange_rate/retire",
                     {"replaced_by": "card_arrival", "reason": "nobody asks about rates"})
     assert retired.status == 200, retired.body
     assert retired.json["label"]["pending"] == "retire 'exchange_rate', replaced by 'card_arrival'"
