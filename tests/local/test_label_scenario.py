@@ -113,6 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, default_bundle: Path):
     local.cli("down", check=False)
 
 
+@pytest.mark.timeout(3600)
 def test_categories_grow_through_the_learning_loop(stack: LocalStack, capsys) -> None:
     client = Client(stack)
     figures: dict[str, object] = {}
