@@ -82,7 +82,8 @@ def retrain(stack: LocalStack) -> dict:
     result = json.loads(stack.cli("retrain", "--json", timeout=3600).stdout)
     assert result["start_training"]["status"] == "started", result
     (job,) = result["jobs"]
-    return {"export": result["start_training"]["export"], **job}
+    assert job["status"] == "Completed", job.get("log_tail")
+    return {"export": result["start_training"]["export"], "decision": job["promotion"]["decision"], **job}
 
 
 def wait_for_version(client: Client, version: str, timeout: float = 180) -> None:

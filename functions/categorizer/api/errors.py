@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from categorizer.adapters.feedback_table import FeedbackStoreError
 from categorizer.api.auth import REALM, AuthenticationError, AuthUnavailableError, PermissionDeniedError
@@ -108,8 +109,25 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                        headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every documented method on this path (Starlette names only the first route's, and GET and POST
+    /v1/labels are two routes). The OpenAPI document is the list: FastAPI builds it once and keeps it."""
+    path = request.scope.get("path", "")
+    matches: list[tuple[int, set[str]]] = []
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        regex, _, convertors = compile_path(template)
+        if regex.match(path):
+            matches.append((len(convertors), {method.upper() for method in operations}))
+    if not matches:
+        return ""
+    fewest = min(params for params, _ in matches)  # /v1/files/uploads is that path, not /v1/files/{upload_id}
+    return ", ".join(sorted(set().union(*(methods for params, methods in matches if params == fewest))))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
