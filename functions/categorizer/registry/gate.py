@@ -137,7 +137,8 @@ def _feedback_accuracy(candidate: ModelScores, champion: ModelScores, label_chan
     cand, champ = candidate.feedback.accuracy, champion.feedback.accuracy
     passed = cand >= champ if label_changes else cand > champ
     if label_changes and passed:
-        return Check("feedback_accuracy", True, f"accuracy on {candidate.feedback.n} feedback items kept "
+        verb = "improved" if cand > champ else "kept"
+        return Check("feedback_accuracy", True, f"accuracy on {candidate.feedback.n} feedback items {verb} "
                                                 f"(label changes need no improvement): {cand:.4f} vs champion "
                                                 f"{champ:.4f}")
     verb = "improved" if passed else "did not improve"
