@@ -28,6 +28,7 @@ from categorizer.contract.names import (  # noqa: F401 - re-exported for the con
     FEEDBACK_SCOPE_NAME,
     FEEDBACK_TABLE,
     INGEST_PREFIX,
+    LABELS_PREFIX,
     LABELS_SCOPE,
     LABELS_SCOPE_NAME,
     METRICS_NAMESPACE,

@@ -95,6 +95,9 @@ class CategorizerStack(cdk.Stack):
         tables.review.grant(api_fn.role, "UpdateItem", "GetItem")
         tables.review.grant(api_fn.role, "Query", indexes=True)
         registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)  # + promotion history
+        registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX,  # + promotion history
+                            config.LABELS_PREFIX)  # the label catalogue: read, and changed by /v1/labels
+        registry.grant_write(api_fn.role, config.LABELS_PREFIX)
         registry.grant_read_champion(api_fn.role)
         # Web console files. PutObject only signs the presigned POST (the browser uploads with the function's
         # signature; S3 enforces the form's exact key and size); the API is no S3 event target, so no loop.
@@ -132,15 +135,16 @@ class CategorizerStack(cdk.Stack):
         loop = LearningLoopTriggers(self, "LearningLoop", names=names, stage=stage, start_training=start_fn.function,
                              promote=promote_fn.function)
         tables.feedback.grant(start_fn.role, "Scan")  # the feedback export
-        registry.grant_read(start_fn.role, config.TRAINING_PREFIX, config.MODELS_PREFIX)
+        registry.grant_read(start_fn.role, config.TRAINING_PREFIX, config.MODELS_PREFIX, config.LABELS_PREFIX)
         registry.grant_write(start_fn.role, config.TRAINING_PREFIX)
         registry.grant_read_champion(start_fn.role)
         training.grant_start_jobs(start_fn.role)
 
         tables.feedback.grant(promote_fn.role, "Scan")  # the held-out feedback the gate scores on
         registry.grant_read(promote_fn.role, config.TRAINING_OUTPUT_PREFIX, config.TRAINING_PREFIX,
-                            config.MODELS_PREFIX, config.DECISIONS_PREFIX)
-        registry.grant_write(promote_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)
+                            config.MODELS_PREFIX, config.DECISIONS_PREFIX, config.LABELS_PREFIX)
+        # The catalogue: a promotion makes the label changes its job was trained with live.
+        registry.grant_write(promote_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX, config.LABELS_PREFIX)
         registry.grant_set_champion(promote_fn.role)
         training.grant_describe_jobs(promote_fn.role)
 
@@ -194,6 +198,7 @@ class CategorizerStack(cdk.Stack):
                 f"training-job/{names.training_job_prefix}-*")
         prefixes = {
             FunctionName.API: [f"{models}/{config.MODELS_PREFIX}*", f"{models}/{config.DECISIONS_PREFIX}*",
+                               f"{models}/{config.LABELS_PREFIX}*",
                                f"{arn_token(files.ingest)}/{config.INGEST_PREFIX}*",
                                f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*"],
             FunctionName.BATCH: [f"{models}/{config.MODELS_PREFIX}*",
@@ -201,9 +206,11 @@ class CategorizerStack(cdk.Stack):
                                  f"{arn_token(files.results)}/{config.RESULTS_PREFIX}*",
                                  f"{arn_token(files.results)}/{config.RESULTS_WORK_PREFIX}*"],
             FunctionName.START_TRAINING: [f"{models}/{config.TRAINING_PREFIX}*",
-                                          f"{models}/{config.MODELS_PREFIX}*", jobs],
+                                          f"{models}/{config.MODELS_PREFIX}*", f"{models}/{config.LABELS_PREFIX}*",
+                                          jobs],
             FunctionName.PROMOTE: [*(f"{models}/{p}*" for p in (config.TRAINING_OUTPUT_PREFIX, config.TRAINING_PREFIX,
-                                                               config.MODELS_PREFIX, config.DECISIONS_PREFIX)),
+                                                               config.MODELS_PREFIX, config.DECISIONS_PREFIX,
+                                                               config.LABELS_PREFIX)),
                                    jobs],
         }
         for name, resources in prefixes.items():

@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from categorizer_cli import model_commands, preflight, registry_commands, stack_commands
+from categorizer_cli import label_commands, model_commands, preflight, registry_commands, stack_commands
 from categorizer_cli.paths import DEFAULT_MODEL
 from categorizer_cli.progress import Progress
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack_commands.add_parsers(sub)
     preflight.add_parser(sub)
     registry_commands.add_retrain_parser(sub)
+    label_commands.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="benchmark the engine against TF-IDF+RF and PyTorch peers")
     bench.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -129,6 +130,8 @@ def explain(error: BaseException) -> tuple[str, str | None] | None:
 
     from categorizer.engine.bundle import BundleError
     from categorizer.files.errors import FileFailure
+    from categorizer.registry.catalogue import LabelError
+    from categorizer.registry.evaluation import EvaluationDataError
     from categorizer_cli.stack_client import StackError
     from model_build.data import DataError
 
@@ -139,8 +142,10 @@ def explain(error: BaseException) -> tuple[str, str | None] | None:
     if isinstance(error, BundleError):
         return f"no usable model: {error}", ("build one with `categorizer model build --fast` or pass "
                                              "--model PATH to a bundle folder")
-    if isinstance(error, DataError):
+    if isinstance(error, DataError | EvaluationDataError):
         return str(error), None
+    if isinstance(error, LabelError):
+        return str(error), "see `categorizer labels list`"
     if isinstance(error, FileFailure):
         return f"{error.message} ({error.reason})", None
     if isinstance(error, StackError):

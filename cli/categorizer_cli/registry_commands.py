@@ -171,7 +171,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps({"champion": champion, "models": [m.to_json() | {"status": _status(m.version, champion,
                                                                                               outcome)}
                                                               for m in models],
-                          "decisions": [d.to_json() for d in decisions]}, indent=1, default=str))
+                          "decisions": [d.to_json() for d in decisions],
+                          "labels": _catalogue_view(stack)}, indent=1, default=str))
         return 0
     print(f"champion: {champion or 'none'}")
     print(f"{'version':<28} {'registered':<21} {'source':<34} {'accuracy':>8} {'macro-F1':>8}  status")
@@ -186,7 +187,25 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{d.at[:19]}  {d.action.value:<15} {d.version or '-':<28} by {d.actor}")
         for reason in d.reasons[:MAX_REASONS_SHOWN]:
             print(f"    - {reason}")
+        for change in d.label_changes:
+            print(f"    + label change made live: {change}")
+    view = _catalogue_view(stack)
+    if view is not None:
+        from categorizer_cli.label_commands import print_catalogue
+
+        print()
+        print_catalogue(view, history=5)
     return 0
+
+
+def _catalogue_view(stack: Stack) -> dict | None:
+    from categorizer_cli.label_commands import catalogue_view
+
+    try:
+        return catalogue_view(stack)
+    except Exception as exc:  # the model list must not fail on the catalogue; it says why instead
+        print(f"(label catalogue unavailable: {exc})")
+        return None
 
 
 def _status(version: str, champion: str | None, outcome: dict[str, str]) -> str:
@@ -200,7 +219,8 @@ def _num(value: Any) -> str:
 def run_promote(args: argparse.Namespace) -> int:
     from categorizer.engine import BundleError
     from categorizer.registry.evaluation import EvaluationDataError
-    from categorizer.registry.promotion import review_registered
+    from categorizer.registry.feedback_export import ExportLocation, read_snapshot
+    from categorizer.registry.promotion import make_labels_live, review_registered
     from categorizer.registry.records import Action
     from categorizer.registry.store import RegistryError
 
@@ -213,7 +233,11 @@ def run_promote(args: argparse.Namespace) -> int:
             decision = registry.force_promote(record.version, actor=actor, reason=args.reason,
                                               candidate_metrics={"bundle": record.metrics})
         else:
-            review = review_registered(record.version, promotion_dependencies(stack, registry))
+            deps = promotion_dependencies(stack, registry)
+            job = record.source.get("job_name")
+            snapshot = read_snapshot(registry.bucket, ExportLocation.for_job(deps.settings.training_prefix, job)) \
+                if job else None  # the catalogue the job was trained for; else the stored one
+            review = review_registered(record.version, deps, catalogue=snapshot)
             details = {"candidate_metrics": review.candidate.summary(),
                        "champion_metrics": review.champion.summary(),
                        "checks": tuple(c.to_json() for c in review.gate.checks)}
@@ -224,8 +248,11 @@ def run_promote(args: argparse.Namespace) -> int:
                 print("Use --force --reason '...' to promote it anyway (recorded with your name).")
                 return 1
             reasons = (*review.gate.reasons, f"promoted by {actor}" + (f": {args.reason}" if args.reason else ""))
+            made_live = make_labels_live(registry, snapshot, deps.registry.fetch_bundle(record.version,
+                                                                                        deps.bundles_dir),
+                                         actor=actor) if snapshot else ()
             decision = registry.promote(record.version, action=Action.PROMOTED, actor=actor, reasons=reasons,
-                                        **details)
+                                        label_changes=made_live, **details)
     except (RegistryError, StackError, BundleError, EvaluationDataError) as exc:
         print(f"error: {exc}")
         return 1

@@ -43,7 +43,7 @@ PASSWORD = "Corr3ct-Horse-Battery!"
 CLASSIFY_SCOPE = "categorizer/classify"
 FEEDBACK_SCOPE = "categorizer/feedback"
 # username -> Cognito groups
-USERS = {"alice": ("classify", "feedback"), "bob": ("classify",), "carol": (),
+USERS = {"alice": ("classify", "feedback"), "bob": ("classify",), "carol": (), "dana": ("classify", "admins"),
          "rita": ("classify", "reviewers"), "rob": ("reviewers",)}
 
 
@@ -190,11 +190,20 @@ def file_buckets(moto_endpoint: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def api_config(api_env: Cognito, tiny_bundle: Path, feedback_table_name: str, file_buckets) -> ApiSettings:
+def model_bucket(moto_endpoint: str) -> str:
+    """A model bucket of this test's own: the label catalogue lives there (the local bundle serves)."""
+    name = f"categorizer-models-test-{uuid.uuid4().hex[:12]}"
+    _client("s3", moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def api_config(api_env: Cognito, tiny_bundle: Path, feedback_table_name: str, file_buckets,
+               model_bucket: str) -> ApiSettings:
     """What the CDK stack gives the function, with this test session's pool, table, buckets and model."""
     return api_settings(model_dir=tiny_bundle, user_pool_id=api_env.pool_id,
                         app_client_ids=tuple(api_env.app_client_ids.split(",")), jwks_url=api_env.jwks_url,
-                        feedback_table=feedback_table_name)
+                        feedback_table=feedback_table_name, model_bucket=model_bucket)
 
 
 @pytest.fixture

@@ -19,12 +19,17 @@ from categorizer.contract import ApiSettings
 from tests.api.conftest import Cognito
 
 # Labels belong to the serving model, not to the document: a schema-valid correction to a label the model does
-# not have is refused (422 unknown_label), and a reused Idempotency-Key with other content is a 409.
+# not have is refused (422 unknown_label), and a reused Idempotency-Key with other content is a 409. Likewise
+# the label catalogue: a schema-valid change may name a label it lacks (404), one that exists (409) or one
+# whose state forbids it (409), and an example list of 10 equal texts is 409.
 CONFIG = SchemathesisConfig.from_dict({
     "generation": {"max-examples": 100},
     "operations": [{
         "include-path": "/v1/feedback",
         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]}},
+    }, {
+        "include-path-regex": "^/v1/labels",
+        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409"]}},
     }],
 })
 # Loaded at import (schemathesis' lazy `from_fixture` does not run on pytest 9). The document does not depend

@@ -235,3 +235,58 @@ def test_console_journey(stack: LocalStack, browser, tmp_path: Path):
     assert not [e for e in journey.errors if "Content Security Policy" in e], journey.errors
     context.close()
 
+
+
+def test_model_page_labels_tab_lists_and_records_changes_safely(stack: LocalStack, browser):
+    """The labels tab: the catalogue as a table, a proposal and a rename (a name with `/` and spaces, encoded
+    into the path) recorded through the form, HTML in a name or description shown as text."""
+    outputs = stack.outputs()
+    api_url = outputs["ApiUrl"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    journey = Journey(page, api_url)
+    expect = playwright_sync.expect
+    page.goto(f"{api_url}/console/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#username", outputs["DemoUsername"])
+    page.fill("#password", outputs["DemoPassword"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#classify-view")).to_be_visible()
+
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Labels").click()
+    expect(page.locator("#model-labels")).to_be_visible()
+    expect(page.locator("#model-report")).to_be_hidden()
+    labels = json.loads((ROOT / "artifacts" / "model" / "labels.json").read_text())
+    expect(page.locator("#labels-state")).to_contain_text(f"{len(labels)} active, 0 proposed, 0 retired")
+    expect(page.locator("#labels-table tbody tr")).to_have_count(len(labels))
+
+    page.select_option("#label-action", "add")
+    page.fill("#label-name", "home loans / mortgages")
+    page.fill("#label-description", '<img src=x onerror="alert(4)">')
+    page.fill("#label-examples", "\n".join(f"Can I overpay my mortgage this year, take {i}?" for i in range(10)))
+    page.click("#label-form button[type=submit]")
+    expect(page.locator("#label-form-state")).to_contain_text("Recorded: propose 'home loans / mortgages'")
+    row = page.locator('#labels-table tbody tr[data-label="home loans / mortgages"]')
+    expect(row).to_contain_text("proposed")
+    expect(row).to_contain_text('<img src=x onerror="alert(4)">')  # as text, never as markup
+    assert page.locator("#labels-table img").count() == 0
+
+    page.select_option("#label-action", "rename")
+    expect(page.locator("#label-examples-row")).to_be_hidden()
+    page.fill("#label-name", "home loans / mortgages")
+    page.fill("#label-target", "mortgage")
+    page.click("#label-form button[type=submit]")
+    expect(page.locator("#label-form-state")).to_contain_text(
+        "rename 'home loans / mortgages' to 'mortgage'")
+    expect(row).to_contain_text("rename 'home loans / mortgages' to 'mortgage'")
+
+    page.select_option("#label-action", "add")
+    page.fill("#label-name", "MORTGAGE")
+    page.click("#label-form button[type=submit]")
+    expect(page.locator("#label-form-state")).to_contain_text("already exists")
+    journey.shot("labels")
+    assert journey.dialogs == []
+    assert not [e for e in journey.errors if "Content Security Policy" in e], journey.errors
+    context.close()

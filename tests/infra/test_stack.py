@@ -291,8 +291,10 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
     read, write = ("s3:GetObject", "s3:GetObjectVersion"), ("s3:PutObject", "s3:AbortMultipartUpload")
     common = {(a, logs) for a in LOGS} | {(a, "*") for a in XRAY}
     if function is FunctionName.API:
-        # Serving model and promotion history; the console's uploads (sign only), results and ops page (Scan).
-        return common | objects(models, read, "models/", "decisions/") | {listing(models, "models/", "decisions/")} | {
+        # Serving model and promotion history; the console's uploads (sign only), results and ops page (Scan);
+        # the label catalogue (read, and changed by /v1/labels with conditional writes).
+        return common | objects(models, read, "models/", "decisions/", "labels/") | {
+            listing(models, "models/", "decisions/", "labels/")} | objects(models, write, "labels/") | {
             ("ssm:GetParameter", champion_arn),
             *((f"dynamodb:{a}", table) for a in ("PutItem", "GetItem", "Scan"))} | \
             objects(ingest, ("s3:PutObject",), "ingest/") | {listing(ingest, "ingest/")} | \
@@ -311,15 +313,15 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
     jobs = jobs.format(stage=stage)
     if function is FunctionName.START_TRAINING:
         sagemaker_role = logical_id(resources, "TrainingRole", "AWS::IAM::Role") + ".Arn"
-        return common | send_failures | objects(models, read, "training/", "models/") | {
-            listing(models, "training/", "models/")} | objects(models, write, "training/") | {
+        return common | send_failures | objects(models, read, "training/", "models/", "labels/") | {
+            listing(models, "training/", "models/", "labels/")} | objects(models, write, "training/") | {
             ("ssm:GetParameter", champion_arn),
             ("dynamodb:Scan", table),
             *((f"sagemaker:{a}", jobs) for a in ("CreateTrainingJob", "DescribeTrainingJob", "AddTags")),
             ("iam:PassRole", f"{sagemaker_role} if StringEquals:iam:PassedToService=['sagemaker.amazonaws.com']")}
-    prefixes = ("training-jobs/", "training/", "models/", "decisions/")
+    prefixes = ("training-jobs/", "training/", "models/", "decisions/", "labels/")
     return common | send_failures | objects(models, read, *prefixes) | {listing(models, *prefixes)} | \
-        objects(models, write, "models/", "decisions/") | {
+        objects(models, write, "models/", "decisions/", "labels/") | {
         ("ssm:GetParameter", champion_arn), ("ssm:PutParameter", champion_arn),
         ("dynamodb:Scan", table),
         ("sagemaker:DescribeTrainingJob", jobs)}

@@ -150,3 +150,38 @@ def test_the_cli_gate_and_the_promote_function_decide_a_borderline_candidate_ali
     by_function = decide(candidate, champion, policy_from(deployed.learning))
     assert by_cli.accepted == by_function.accepted is True  # within the stage's 0.002 re-quantization tolerance
     assert by_cli.reasons == by_function.reasons
+
+
+def test_labels_commands_record_changes_and_model_list_shows_them(outputs: Path, tmp_path: Path, capsys):
+    examples = tmp_path / "mortgage.txt"
+    examples.write_text("\n".join(f"How much can I borrow for a house, take {i}?" for i in range(12)) + "\n")
+    assert run("labels", "add", "mortgage", "--examples", str(examples), "--description", "home loans",
+               "--reason", "new product", "--by", "ann", "--outputs", str(outputs)) == 0
+    assert "recorded (revision 2): add 'mortgage' by ann" in capsys.readouterr().out
+    assert run("labels", "merge", "lost_or_stolen_card", "card_arrival", "--by", "ann",
+               "--outputs", str(outputs)) == 0
+    assert run("labels", "rename", "exchange_rate", "rates / fx", "--outputs", str(outputs)) == 0
+    capsys.readouterr()
+
+    assert run("labels", "list", "--json", "--outputs", str(outputs)) == 0
+    view = json.loads(capsys.readouterr().out)
+    by_name = {label["name"]: label for label in view["labels"]}
+    assert by_name["mortgage"]["status"] == "proposed" and by_name["mortgage"]["examples"] == 12
+    assert by_name["lost_or_stolen_card"]["pending"] == "merge 'lost_or_stolen_card' into 'card_arrival'"
+    assert [h["action"] for h in view["history"]] == ["seed", "add", "merge", "rename"]
+    assert view["history"][1]["reason"] == "new product"
+
+    assert run("model", "list", "--outputs", str(outputs)) == 0
+    text = capsys.readouterr().out
+    assert "labels (catalogue revision 4): 3 active, 1 proposed" in text
+    assert "rename 'exchange_rate' to 'rates / fx'" in text
+
+    # Errors are one line (and a hint), never a traceback.
+    assert run("labels", "add", "MORTGAGE", "--examples", str(examples), "--outputs", str(outputs)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("categorizer: a label named 'mortgage' (proposed) already exists")
+    assert "Traceback" not in err
+    few = tmp_path / "few.txt"
+    few.write_text("one\ntwo\n")
+    assert run("labels", "add", "pets", "--examples", str(few), "--outputs", str(outputs)) == 2
+    assert "at least 10 different" in capsys.readouterr().err

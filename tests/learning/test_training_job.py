@@ -95,7 +95,10 @@ def test_schedule_event_exports_feedback_and_starts_one_job(stage: Stage, champi
     job = stage.sagemaker.describe_training_job(TrainingJobName=JOB)
     assert job["RoleArn"] == ROLE_ARN
     assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE_URI
-    assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "test", "feedback"]
+    assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "test", "feedback", "labels"]
+    label_map = json.loads(stage.s3.get_object(Bucket=BUCKET, Key=f"training/feedback/{JOB}/labels/label_map.json")
+                           ["Body"].read())
+    assert label_map["map"] == {} and label_map["catalogue_revision"] == 0  # no catalogue yet: the champion's
     exported = stage.s3.get_object(Bucket=BUCKET, Key=f"training/feedback/{JOB}/train/feedback.jsonl")
     rows = [json.loads(line) for line in exported["Body"].read().decode().splitlines()]
     assert len(rows) == result["export"]["train_items"] and set(rows[0]) == {"text", "label"}

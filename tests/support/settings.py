@@ -44,9 +44,11 @@ def function_environment_for_tests() -> dict[str, str]:
 
 def api_settings(*, model_dir: Path, user_pool_id: str, app_client_ids: tuple[str, ...], jwks_url: str,
                  feedback_table: str, ingest_bucket: str = "categorizer-ingest-test",
-                 results_bucket: str = "categorizer-results-test", **changes: object) -> ApiSettings:
+                 results_bucket: str = "categorizer-results-test", model_bucket: str | None = None,
+                 **changes: object) -> ApiSettings:
+    """`model_bucket`: where the label catalogue is kept (the local bundle still serves)."""
     return ApiSettings(
-        stage="test", model=ModelSource(model_dir=str(model_dir), onnx_threads=1),
+        stage="test", model=ModelSource(model_dir=str(model_dir), onnx_threads=1, model_bucket=model_bucket),
         identity=Identity(user_pool_id=user_pool_id, app_client_ids=app_client_ids, jwks_url=jwks_url),
         feedback_table=feedback_table, ingest_bucket=ingest_bucket, results_bucket=results_bucket, **changes)
 

@@ -14,6 +14,12 @@ import boto3
 from botocore.exceptions import ClientError
 
 MISSING = {"NoSuchKey", "404", "NotFound"}
+# A conditional write lost its race (If-Match / If-None-Match); S3 says 409 when two such writes overlap.
+PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+class WriteConflictError(Exception):
+    """A conditional write found the object changed (or created) since it was read."""
 
 
 class ModelBucket:
@@ -32,6 +38,33 @@ class ModelBucket:
                 return None
             raise
         return json.loads(body)
+
+    def get_json_tagged(self, key: str) -> tuple[Any | None, str | None]:
+        """The object and its ETag (None, None when missing): what `put_json_if` compares against."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in MISSING:
+                return None, None
+            raise
+        return json.loads(response["Body"].read()), response["ETag"]
+
+    def put_json_if(self, key: str, value: Any, *, etag: str | None) -> str:
+        """Write only if the object is still the one read (`etag`), or still absent (`etag=None`).
+
+        S3 conditional writes (If-Match / If-None-Match): two writers racing cannot both win, so neither
+        change is lost silently. Returns the new ETag; raises WriteConflictError when the race is lost.
+        """
+        body = json.dumps(value, indent=1, sort_keys=True).encode()
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                               ContentType="application/json", **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in PRECONDITION:
+                raise WriteConflictError(key) from exc
+            raise
+        return response["ETag"]
 
     def put_json(self, key: str, value: Any) -> None:
         self.put_bytes(key, json.dumps(value, indent=1, sort_keys=True).encode(), content_type="application/json")

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from categorizer.api.deps import ApiServices, build_services
 from categorizer.api.errors import install_error_handlers
 from categorizer.api.middleware import ApiGatewayStagePrefix, BodySizeLimit
-from categorizer.api.routers import classify, console, feedback, files, health, model, review
+from categorizer.api.routers import classify, console, feedback, files, health, labels, model, review
 from categorizer.contract import ApiSettings
 
 DESCRIPTION = """
@@ -52,7 +52,7 @@ def routed_app() -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    for router in (health.router, classify.router, feedback.router, model.router, review.router):
+    for router in (health.router, classify.router, feedback.router, model.router, labels.router, review.router):
         app.include_router(router, prefix="/v1")
     app.include_router(files.router, prefix="/v1")  # web console: uploads, recent files, links
     app.include_router(console.api_router, prefix="/v1")  # web console: model report, history, ops

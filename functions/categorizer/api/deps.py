@@ -25,9 +25,11 @@ from categorizer.adapters.user_files import UserFiles
 from categorizer.api.auth import AuthenticationError, Principal, TokenVerifier, build_token_verifier, require_permission
 from categorizer.api.console_service import ConsoleService
 from categorizer.api.file_service import FileService
+from categorizer.api.label_service import LabelService
 from categorizer.contract import ApiSettings, names
 from categorizer.engine import Classifier
 from categorizer.model_store import ModelStore
+from categorizer.registry.catalogue import CatalogueStore
 from categorizer.registry.store import ModelRegistry
 from categorizer.wiring import Lazy
 
@@ -41,6 +43,7 @@ class ApiServices:
     files: Lazy[FileService]
     console: Lazy[ConsoleService]
     review: Lazy[ReviewTable | None]  # None: this stack has no review queue (nothing is queued)
+    labels: Lazy[LabelService]
 
 
 def build_services(settings: ApiSettings) -> ApiServices:
@@ -67,6 +70,9 @@ def build_services(settings: ApiSettings) -> ApiServices:
         console=console,
         review=Lazy(lambda: ReviewTable.create(settings.review.review_table, region=settings.region)
                     if settings.review.review_table else None),
+        labels=Lazy(lambda: LabelService(
+            store=CatalogueStore(ModelBucket(str(source.model_bucket))) if source.model_bucket else None,
+            read_feedback=lambda: scan.get().all_records())),
     )
 
 
@@ -122,6 +128,9 @@ async def feedback_caller(principal: CurrentPrincipal, settings: SettingsDep) ->
 async def review_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
     identity = settings.identity
     return require_permission(principal, scope=identity.review_scope, group=identity.review_group)
+async def labels_admin(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
+    identity = settings.identity
+    return require_permission(principal, scope=identity.labels_scope, group=identity.admins_group)
 
 
 # Security(...) with the permission's OAuth scope: the OpenAPI document states, per operation, which permission
@@ -130,6 +139,7 @@ async def review_caller(principal: CurrentPrincipal, settings: SettingsDep) -> P
 ClassifyCaller = Annotated[Principal, Security(classify_caller, scopes=[names.CLASSIFY_SCOPE])]
 FeedbackCaller = Annotated[Principal, Security(feedback_caller, scopes=[names.FEEDBACK_SCOPE])]
 ReviewCaller = Annotated[Principal, Security(review_caller, scopes=[names.REVIEW_SCOPE])]
+LabelsAdmin = Annotated[Principal, Security(labels_admin, scopes=[names.LABELS_SCOPE])]
 
 
 async def feedback_repository(services: ServicesDep) -> FeedbackTable:
@@ -158,3 +168,8 @@ async def review_queue(services: ServicesDep) -> ReviewTable | None:
 
 
 ReviewQueueDep = Annotated[ReviewTable | None, Depends(review_queue)]
+async def label_service(services: ServicesDep) -> LabelService:
+    return services.labels.get()
+
+
+LabelServiceDep = Annotated[LabelService, Depends(label_service)]

@@ -9,14 +9,24 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from categorizer.adapters.feedback_table import FeedbackStoreError
 from categorizer.adapters.review_table import InvalidCursorError, ReviewStoreError
 from categorizer.api.auth import REALM, AuthenticationError, AuthUnavailableError, PermissionDeniedError
 from categorizer.api.file_service import FilesForbiddenError, UnsupportedFileError, UploadNotFoundError
-from categorizer.api.logic import FeedbackConflictError, InvalidTextsError, UnknownLabelError
+from categorizer.api.logic import FeedbackConflictError, InvalidTextsError
 from categorizer.model_store import ModelUnavailableError
 from categorizer.observability import logger
+from categorizer.registry.catalogue import (
+    CatalogueUnavailableError,
+    InvalidLabelNameError,
+    LabelChangeConflictError,
+    LabelExistsError,
+    LabelNotFoundError,
+    RetiredLabelError,
+    UnknownLabelError,
+)
 from categorizer.review.decisions import InvalidDecisionError, ReviewConflictError, ReviewItemNotFoundError
 
 
@@ -33,15 +43,21 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     FilesForbiddenError: (403, "forbidden"),
     UploadNotFoundError: (404, "not_found"),
     ReviewItemNotFoundError: (404, "not_found"),
+    LabelNotFoundError: (404, "label_not_found"),
+    LabelExistsError: (409, "label_exists"),
+    LabelChangeConflictError: (409, "label_conflict"),
     FeedbackConflictError: (409, "idempotency_conflict"),
     ReviewConflictError: (409, "review_conflict"),
     BodyTooLargeError: (413, "body_too_large"),
     InvalidTextsError: (422, "invalid_text"),
     UnknownLabelError: (422, "unknown_label"),
+    RetiredLabelError: (422, "retired_label"),
+    InvalidLabelNameError: (422, "invalid_label_name"),
     UnsupportedFileError: (422, "unsupported_file"),
     InvalidDecisionError: (422, "invalid_decision"),
     InvalidCursorError: (422, "invalid_cursor"),
     AuthUnavailableError: (503, "auth_unavailable"),
+    CatalogueUnavailableError: (503, "labels_unavailable"),
     FeedbackStoreError: (503, "feedback_store_unavailable"),
     ModelUnavailableError: (503, "model_unavailable"),
     ReviewStoreError: (503, "review_queue_unavailable"),
@@ -100,8 +116,25 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                        headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every documented method on this path (Starlette names only the first route's, and GET and POST
+    /v1/labels are two routes). The OpenAPI document is the list: FastAPI builds it once and keeps it."""
+    path = request.scope.get("path", "")
+    matches: list[tuple[int, set[str]]] = []
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        regex, _, convertors = compile_path(template)
+        if regex.match(path):
+            matches.append((len(convertors), {method.upper() for method in operations}))
+    if not matches:
+        return ""
+    fewest = min(params for params, _ in matches)  # /v1/files/uploads is that path, not /v1/files/{upload_id}
+    return ", ".join(sorted(set().union(*(methods for params, methods in matches if params == fewest))))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

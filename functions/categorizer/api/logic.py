@@ -17,7 +17,10 @@ from categorizer.api.auth import Principal
 from categorizer.contract import MetricName, ReviewQueue
 from categorizer.engine import Classifier, Prediction, TextError
 from categorizer.observability import logger, metrics
+from categorizer.registry.catalogue import Catalogue, UnknownLabelError, check_feedback_labels
 from categorizer.review.queueing import QueueReport, queue_for_review, to_queue
+
+__all__ = ["UnknownLabelError"]  # re-exported: the label rule lives in registry/catalogue.py
 
 
 class InvalidTextsError(Exception):
@@ -27,13 +30,6 @@ class InvalidTextsError(Exception):
         indexes = ", ".join(str(item["index"]) for item in items)
         super().__init__(f"text(s) at index {indexes} cannot be classified")
         self.details = {"items": items}
-
-
-class UnknownLabelError(Exception):
-    def __init__(self, unknown: dict[str, str], valid: Sequence[str]) -> None:
-        names = ", ".join(f"{field}={value!r}" for field, value in unknown.items())
-        super().__init__(f"unknown label(s): {names}; see details.valid_labels")
-        self.details = {"unknown": unknown, "valid_labels": list(valid)}
 
 
 class FeedbackConflictError(Exception):
@@ -115,12 +111,12 @@ def feedback_id_for(subject: str, *, prediction_id: str, idempotency_key: str | 
 
 def record_feedback(correction: Correction, *, caller: Principal, labels: Sequence[str], model_version: str,
                     repository: FeedbackTable, idempotency_key: str | None = None,
-                    now: datetime | None = None, source: FeedbackSource = FeedbackSource.API) -> FeedbackReceipt:
-    unknown = {field: value for field, value in (("predicted_label", correction.predicted_label),
-                                                 ("correct_label", correction.correct_label))
-               if value not in labels}
-    if unknown:
-        raise UnknownLabelError(unknown, labels)
+                    now: datetime | None = None, catalogue: Catalogue | None = None,
+                    source: FeedbackSource = FeedbackSource.API) -> FeedbackReceipt:
+    """Store a correction. Its labels are checked by the catalogue's one rule (`check_feedback_labels`, also
+    what review decisions use): proposed labels are accepted, retired ones refused naming their replacement."""
+    check_feedback_labels(catalogue, predicted_label=correction.predicted_label,
+                          correct_label=correction.correct_label, serving_labels=labels)
     feedback_id = feedback_id_for(caller.subject, prediction_id=correction.prediction_id,
                                   idempotency_key=idempotency_key)
     created = (now or datetime.now(UTC)).astimezone(UTC)

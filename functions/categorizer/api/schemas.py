@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from categorizer.contract import names
+
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 10_000
 MAX_TOP_K = 20  # a model with fewer labels returns all of its labels
@@ -205,3 +207,58 @@ class ReviewDecisionResponse(BaseModel):
     decision: Literal["accept", "correct", "skip"]
     label: str | None = Field(description="the label recorded (null for a skip)")
     feedback_id: str | None = Field(description="the feedback item the decision became (null for a skip)")
+# --- Labels (the catalogue: registry/catalogue.py) ------------------------------------------------------------
+
+LabelName = Annotated[str, Field(min_length=1, max_length=names.LABEL_NAME_MAX, pattern=names.LABEL_NAME_PATTERN,
+                                 description="Letters, digits, `_ - . ? /` and inner spaces")]
+ExampleText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NOT_BLANK)]
+
+
+class LabelOut(BaseModel):
+    name: str
+    description: str
+    status: Literal["active", "proposed", "retired"]
+    examples: int = Field(description="Example texts stored with the label (a proposed label's training data)")
+    feedback: int = Field(description="Feedback items whose correct label maps to this label")
+    replaced_by: str | None = Field(description="A retired label: where its items go (null: dropped)")
+    pending: str | None = Field(description="A recorded change that the next promotion makes live")
+
+
+class LabelsResponse(BaseModel):
+    labels: list[LabelOut]
+    revision: int = Field(description="The catalogue's revision (0: not stored yet, the champion's labels)")
+    champion: str | None = Field(description="The model serving now")
+    notices: list[str] = Field(description="Why the catalogue and the serving champion disagree, if they do")
+
+
+class ProposeLabelRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "mortgage", "description": "Home loans: applications, rates, repayments",
+        "examples": [f"question {i} about my home loan repayments" for i in range(names.LABEL_MIN_EXAMPLES)]}]})
+
+    name: LabelName
+    description: str = Field(default="", max_length=500)
+    examples: list[ExampleText] = Field(min_length=names.LABEL_MIN_EXAMPLES, max_length=names.LABEL_MAX_EXAMPLES,
+                                        description=f"At least {names.LABEL_MIN_EXAMPLES} different texts")
+    reason: str = Field(default="", max_length=500)
+
+
+class RenameLabelRequest(_Request):
+    to: LabelName
+    reason: str = Field(default="", max_length=500)
+
+
+class MergeLabelRequest(_Request):
+    into: LabelName
+    reason: str = Field(default="", max_length=500)
+
+
+class RetireLabelRequest(_Request):
+    replaced_by: LabelName | None
+    reason: str = Field(default="", max_length=500)
+
+
+class LabelChangeResponse(BaseModel):
+    label: LabelOut
+    revision: int
+    change: str = Field(description="What was recorded, in words")

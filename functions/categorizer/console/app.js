@@ -457,6 +457,73 @@ async function loadHistory() {
   }
 }
 
+// ------------------------------------------------------------------------------------------------ labels
+// The label catalogue (GET /v1/labels) and its changes (POST /v1/labels...): names may hold `/` and spaces,
+// so they go into the path through encodeURIComponent; every value reaches the page through textContent.
+function selectSubtab(name) {
+  for (const tab of document.querySelectorAll(".subtab")) tab.setAttribute("aria-selected", String(tab.dataset.subtab === name));
+  $("model-report").hidden = name !== "report";
+  $("model-labels").hidden = name !== "labels";
+  if (name === "labels") loadCatalogue();
+}
+
+async function loadCatalogue() {
+  const state = $("labels-state");
+  const table = $("labels-table");
+  setState(state, "Loading the label catalogue…", "loading");
+  try {
+    const catalogue = await api("labels");
+    const order = { proposed: 0, active: 1, retired: 2 };
+    const rows = [...catalogue.labels].sort((a, b) => order[a.status] - order[b.status] || a.name.localeCompare(b.name));
+    table.tBodies[0].replaceChildren(...rows.map((l) => el("tr", { "data-label": l.name },
+      el("td", { text: l.name }), el("td", {}, el("span", { class: `badge ${l.status}`, text: l.status })),
+      el("td", { class: "num", text: num(l.examples) }), el("td", { class: "num", text: num(l.feedback) }),
+      el("td", { text: l.pending || (l.replaced_by ? `replaced by ${l.replaced_by}` : "–") }),
+      el("td", { text: l.description || "–" }))));
+    $("labels-notices").replaceChildren(...catalogue.notices.map((n) => el("li", { class: "state warn", text: n })));
+    table.hidden = false;
+    const count = (s) => rows.filter((l) => l.status === s).length;
+    setState(state, `${count("active")} active, ${count("proposed")} proposed, ${count("retired")} retired ` +
+      `(catalogue revision ${catalogue.revision}; champion ${catalogue.champion}).`);
+  } catch (err) {
+    setState(state, err.message, "error");
+  }
+}
+
+function showLabelFields() {
+  const action = $("label-action").value;
+  $("label-target-row").hidden = action === "add";
+  $("label-description-row").hidden = action !== "add";
+  $("label-examples-row").hidden = action !== "add";
+}
+
+async function submitLabelChange(event) {
+  event.preventDefault();
+  const state = $("label-form-state");
+  const action = $("label-action").value;
+  const name = $("label-name").value.trim();
+  const target = $("label-target").value.trim();
+  const reason = $("label-reason").value.trim();
+  let path = "labels";
+  let body;
+  if (action === "add") {
+    const examples = $("label-examples").value.split("\n").map((t) => t.trim()).filter(Boolean);
+    body = { name, description: $("label-description").value.trim(), examples, reason };
+  } else {
+    path = `labels/${encodeURIComponent(name)}/${action}`;
+    const field = { rename: "to", merge: "into", retire: "replaced_by" }[action];
+    body = { [field]: target || (action === "retire" ? null : ""), reason };
+  }
+  setState(state, "Recording…", "loading");
+  try {
+    const answer = await api(path, { method: "POST", body });
+    setState(state, `Recorded: ${answer.change}`, "ok");
+    loadCatalogue();
+  } catch (err) {
+    setState(state, err.message, "error");
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ ops
 async function loadOps() {
   const state = $("ops-state");
@@ -498,6 +565,10 @@ async function start() {
   review.install();
   $("tabs").addEventListener("keydown", onTabKey);
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => selectTab(tab.dataset.tab));
+  for (const tab of document.querySelectorAll(".subtab")) tab.addEventListener("click", () => selectSubtab(tab.dataset.subtab));
+  $("label-action").addEventListener("change", showLabelFields);
+  $("label-form").addEventListener("submit", submitLabelChange);
+  showLabelFields();
   $("texts").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("classify-form").requestSubmit();
   });

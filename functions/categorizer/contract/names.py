@@ -82,6 +82,13 @@ MODELS_PREFIX = "models/"
 TRAINING_PREFIX = "training/"  # base/, holdout/ (uploaded once, docs/deploy.md) and feedback/<job>/ exports
 DECISIONS_PREFIX = "decisions/"  # promotion / rejection / rollback records
 TRAINING_OUTPUT_PREFIX = "training-jobs/"  # SageMaker OutputDataConfig path in the model bucket
+LABELS_PREFIX = "labels/"  # the label catalogue (catalogue.json, conditional writes; the bucket keeps versions)
+LABEL_CATALOGUE_KEY = f"{LABELS_PREFIX}catalogue.json"
+LABEL_MIN_EXAMPLES = 10  # POST /v1/labels: a proposed label starts with at least this many example texts
+LABEL_MAX_EXAMPLES = 1000
+LABEL_NAME_MAX = 64
+# Letters, digits, `_ - . ? /` and inner spaces (no leading or trailing space): docs/api.md, "Labels".
+LABEL_NAME_PATTERN = r"^[A-Za-z0-9_.?/-](?:[A-Za-z0-9_.?/ -]{0,62}[A-Za-z0-9_.?/-])?$"
 MODEL_CACHE_DIR = "/tmp/models"  # noqa: S108 - Lambda's only writable directory
 
 

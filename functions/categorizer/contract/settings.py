@@ -70,6 +70,11 @@ class LearningLoop(EnvSettings):
     # Re-quantizing to int8 flips 1-3 of 3,080 hold-out items either way on every retrain
     # (docs/learning-loop.md): a strict "no drop at all" gate would reject or accept on that noise alone.
     promotion_macro_f1_tolerance: float = setting("PROMOTION_MACRO_F1_TOLERANCE", 0.002)
+    # A label new to the champion (proposed, or active but unknown to a rolled-back champion) must reach these
+    # on its held-out items, and have at least that many of them (docs/learning-loop.md, "The label catalogue").
+    new_label_min_precision: float = setting("NEW_LABEL_MIN_PRECISION", 0.8)
+    new_label_min_recall: float = setting("NEW_LABEL_MIN_RECALL", 0.7)
+    new_label_min_held_out: int = setting("NEW_LABEL_MIN_HELD_OUT", 5)
 
     def __post_init__(self) -> None:
         if not 0 <= self.feedback_holdout_percent <= 100:

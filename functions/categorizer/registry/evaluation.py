@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class Scores:
     macro_f1: float
     per_class_f1: dict[str, float] = field(default_factory=dict)  # labels with support in the data only
     support: dict[str, int] = field(default_factory=dict)
+    precision: dict[str, float] = field(default_factory=dict)
+    recall: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {"n": self.n, "accuracy": round(self.accuracy, 6), "macro_f1": round(self.macro_f1, 6)}
@@ -56,30 +58,47 @@ EMPTY = Scores(n=0, accuracy=float("nan"), macro_f1=float("nan"))
 
 
 def score(probabilities: np.ndarray, true_labels: Sequence[str], labels: Sequence[str]) -> Scores:
-    """Labels the model does not know count as errors (they cannot be predicted)."""
+    """Labels the model does not know count as errors (they cannot be predicted).
+
+    `labels` names the model's outputs as the comparison sees them: two outputs may carry the same name (a
+    champion's two labels that the catalogue merged), which then count as one class."""
     if not len(true_labels):
         return EMPTY
-    index = {label: i for i, label in enumerate(labels)}
-    y_true = np.array([index.get(t, -1) for t in true_labels])
-    y_pred = probabilities.argmax(axis=1)
-    per_class, support = {}, {}
+    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
+    return score_names(predicted, true_labels)
+
+
+def score_names(predicted: Sequence[str | None], true_labels: Sequence[str]) -> Scores:
+    y_pred = np.array([p if p is not None else "\x00dropped" for p in predicted], dtype=object)
+    y_true = np.array(list(true_labels), dtype=object)
+    per_class, support, precision_of, recall_of = {}, {}, {}, {}
     for label in dict.fromkeys(true_labels):
-        i = index.get(label, -1)
-        tp = int(np.sum((y_pred == i) & (y_true == i)))
-        fp = int(np.sum((y_pred == i) & (y_true != i)))
-        fn = int(np.sum((y_pred != i) & (y_true == i)))
+        tp = int(np.sum((y_pred == label) & (y_true == label)))
+        fp = int(np.sum((y_pred == label) & (y_true != label)))
+        fn = int(np.sum((y_pred != label) & (y_true == label)))
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         per_class[label] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         support[label] = tp + fn
+        precision_of[label], recall_of[label] = precision, recall
     return Scores(n=len(true_labels), accuracy=float(np.mean(y_true == y_pred)),
-                  macro_f1=float(np.mean(list(per_class.values()))), per_class_f1=per_class, support=support)
+                  macro_f1=float(np.mean(list(per_class.values()))), per_class_f1=per_class, support=support,
+                  precision=precision_of, recall=recall_of)
 
 
-def evaluate(classifier: Classifier, data: LabelledTexts) -> Scores:
+def evaluate(classifier: Classifier, data: LabelledTexts,
+             label_map: Callable[[str], str | None] | None = None) -> Scores:
+    """`label_map` names the model's outputs as the catalogue does now (a renamed label under its new name)."""
     if not len(data):
         return EMPTY
-    return score(classifier.probabilities(data.texts), data.labels, classifier.labels)
+    names = [label_map(label) or label for label in classifier.labels] if label_map else classifier.labels
+    return score(classifier.probabilities(data.texts), data.labels, names)
+
+
+def map_labels(data: LabelledTexts, label_map: Callable[[str], str | None]) -> LabelledTexts:
+    """Labelled texts under the catalogue's current names; items of a label retired without replacement go."""
+    kept = [(text, label_map(label)) for text, label in zip(data.texts, data.labels, strict=True)]
+    return LabelledTexts([t for t, label in kept if label is not None], [label for _, label in kept if label])
 
 
 def read_labelled(raw: bytes, name: str, *, text_columns: Sequence[str] = ("text",),

@@ -2,7 +2,9 @@
 
 Completed: fetch the job's model.tar.gz, verify it (hashes, labels), register it under models/<version>/,
 score candidate and champion on the same fixed hold-out and the same held-out feedback items, apply the
-gate, move the champion pointer only if it passes, and record the decision either way.
+gate, move the champion pointer only if it passes, and record the decision either way. The comparison goes
+through the label catalogue the job was exported with (its snapshot); a promotion makes that snapshot's
+label changes live in the catalogue (changes recorded while the job ran wait for the next job).
 Failed / Stopped: record it; the champion stays. A redelivered event finds its decision and changes nothing.
 """
 
@@ -24,9 +26,10 @@ from categorizer.contract import LearningLoop, PromoteSettings
 from categorizer.engine import Bundle, BundleError, Classifier, load_bundle
 from categorizer.engine.bundle import extract_bundle
 from categorizer.observability import logger
-from categorizer.registry.evaluation import LabelledTexts, evaluate, read_labelled_files
-from categorizer.registry.feedback_export import ExportLocation, evaluation_set
-from categorizer.registry.gate import GatePolicy, GateResult, ModelScores, decide
+from categorizer.registry.catalogue import Catalogue, CatalogueStore, LabelStatus, make_live, mismatch_notes
+from categorizer.registry.evaluation import LabelledTexts, evaluate, map_labels, read_labelled_files
+from categorizer.registry.feedback_export import ExportLocation, catalogue_for, evaluation_set, read_snapshot
+from categorizer.registry.gate import GatePolicy, GateResult, LabelChanges, ModelScores, decide
 from categorizer.registry.records import Action, Decision
 from categorizer.registry.store import ModelRegistry
 from categorizer.registry.training_job import holdout_prefix, job_output_key
@@ -92,7 +95,20 @@ class Review:
 
 def policy_from(learning: LearningLoop) -> GatePolicy:
     return GatePolicy(max_class_f1_drop=learning.promotion_max_class_f1_drop,
-                      macro_f1_tolerance=learning.promotion_macro_f1_tolerance)
+                      macro_f1_tolerance=learning.promotion_macro_f1_tolerance,
+                      new_label_min_precision=learning.new_label_min_precision,
+                      new_label_min_recall=learning.new_label_min_recall,
+                      new_label_min_held_out=learning.new_label_min_held_out)
+
+
+def label_changes_of(catalogue: Catalogue, champion_labels: Sequence[str]) -> LabelChanges:
+    label_map = catalogue.label_map()
+    gone = frozenset(name for name, target in label_map.mapping.items() if target != name)
+    serving = set(champion_labels)
+    changes = tuple(p.describe(n) for n, p in catalogue.pending_changes()) + tuple(
+        f"add {e.name!r}" for e in catalogue.labels
+        if e.pending is None and e.status in (LabelStatus.PROPOSED, LabelStatus.ACTIVE) and e.name not in serving)
+    return LabelChanges(retired=gone, changes=changes)
 
 
 def load_holdout(registry: ModelRegistry, training_prefix: str, bundle: Bundle, cache_dir: Path) -> LabelledTexts:
@@ -107,18 +123,39 @@ def load_holdout(registry: ModelRegistry, training_prefix: str, bundle: Bundle, 
 
 
 def review_candidate(candidate: Bundle, champion: Bundle, *, holdout: LabelledTexts, feedback: LabelledTexts,
-                     policy: GatePolicy, threads: int | None = None) -> Review:
+                     policy: GatePolicy, threads: int | None = None, catalogue: Catalogue | None = None) -> Review:
+    """Both models scored on the same items. With a catalogue, the items' labels and both models' outputs are
+    named through its map (a champion's renamed label counts under its new name), and the candidate's labels
+    the champion lacks are checked as new labels."""
+    label_map = catalogue.label_map() if catalogue else None
+    if label_map is not None:
+        holdout = map_labels(holdout, label_map)
     scores = {}
     for role, bundle in (("candidate", candidate), ("champion", champion)):
         classifier = Classifier(bundle, threads=threads)
-        scores[role] = ModelScores(labels=bundle.labels, holdout=evaluate(classifier, holdout),
-                                   feedback=evaluate(classifier, feedback))
+        # The candidate is judged by its own labels (one it still holds under a retired name must show);
+        # the champion's are named as the catalogue names them now.
+        outputs = label_map if role == "champion" else None
+        names = tuple(sorted({label_map(label) or label for label in bundle.labels})) if outputs and label_map \
+            else bundle.labels
+        scores[role] = ModelScores(labels=names, holdout=evaluate(classifier, holdout, outputs),
+                                   feedback=evaluate(classifier, feedback, outputs),
+                                   combined=evaluate(classifier, holdout + feedback, outputs)
+                                   if label_map and role == "candidate" else None)
+    if catalogue is not None:  # a label the map drops is not "shared": the candidate must not hold it
+        scores["champion"] = ModelScores(
+            labels=tuple(n for n in scores["champion"].labels if label_map and label_map(n) is not None),
+            holdout=scores["champion"].holdout, feedback=scores["champion"].feedback)
+    changes = label_changes_of(catalogue, champion.labels) if catalogue else None
     return Review(candidate=scores["candidate"], champion=scores["champion"],
-                  gate=decide(scores["candidate"], scores["champion"], policy))
+                  gate=decide(scores["candidate"], scores["champion"], policy, changes))
 
 
-def review_registered(version: str, deps: PromotionDependencies, *, candidate: Bundle | None = None) -> Review:
-    """Score a registered version against the current champion (the promote function and the CLI use this)."""
+def review_registered(version: str, deps: PromotionDependencies, *, candidate: Bundle | None = None,
+                      catalogue: Catalogue | None = None) -> Review:
+    """Score a registered version against the current champion (the promote function and the CLI use this).
+
+    `catalogue`: the job's snapshot; else the stored catalogue (else the champion's labels, as before)."""
     registry, settings = deps.registry, deps.settings
     champion_version = registry.champion_version()
     if champion_version is None:
@@ -127,10 +164,15 @@ def review_registered(version: str, deps: PromotionDependencies, *, candidate: B
     champion = registry.fetch_bundle(champion_version, deps.bundles_dir)
     registry.prune_cache(deps.bundles_dir, keep={version, champion_version})
     holdout = load_holdout(registry, settings.training_prefix, candidate, deps.cache_dir)
+    stored = catalogue if catalogue is not None else CatalogueStore(registry.bucket).read()
+    if stored is not None:
+        for note in mismatch_notes(stored, champion=champion_version, champion_labels=champion.labels):
+            logger.warning("label catalogue and champion differ", extra={"note": note})
     feedback = evaluation_set(deps.read_feedback(), labels=champion.labels,
-                              holdout_percent=settings.learning.feedback_holdout_percent)
+                              holdout_percent=settings.learning.feedback_holdout_percent, catalogue=stored)
     return review_candidate(candidate, champion, holdout=holdout, feedback=feedback,
-                            policy=policy_from(settings.learning), threads=settings.onnx_threads)
+                            policy=policy_from(settings.learning), threads=settings.onnx_threads,
+                            catalogue=catalogue_for(champion.labels, stored) if stored is not None else None)
 
 
 def handle_training_state_change(event: dict[str, Any], deps: PromotionDependencies) -> dict[str, Any]:
@@ -195,19 +237,41 @@ def _decide(state: TrainingJobState, candidate: Bundle, tarball: Path, champion:
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
             reasons=("no champion to compare with and no decision yet: the first model serves",), **details))
 
-    review = review_registered(candidate.version, deps, candidate=candidate)
+    location = ExportLocation.for_job(settings.training_prefix, state.job_name)
+    snapshot = read_snapshot(registry.bucket, location)  # the catalogue the job was trained for
+    review = review_registered(candidate.version, deps, candidate=candidate, catalogue=snapshot)
     details = {"job_name": state.job_name, "candidate_metrics": review.candidate.summary(),
                "champion_metrics": review.champion.summary(),
                "checks": tuple(check.to_json() for check in review.gate.checks)}
     if review.gate.accepted:
+        made_live = make_labels_live(registry, snapshot, candidate, actor=deps.actor)
         decision = registry.promote(candidate.version, action=Action.PROMOTED, actor=deps.actor,
-                                    reasons=review.gate.reasons, **details)
+                                    reasons=review.gate.reasons, label_changes=made_live, **details)
         return _outcome(PromotionStatus.PROMOTED, state, decision)
     decision = registry.record(Decision(action=Action.REJECTED, version=candidate.version,
                                         previous_champion=champion, actor=deps.actor,
                                         reasons=review.gate.reasons, **details))
     return _outcome(PromotionStatus.REJECTED, state, decision,
                     consecutive_rejections=registry.rejections_since_last_change())
+
+
+def make_labels_live(registry: ModelRegistry, snapshot: Catalogue | None, candidate: Bundle, *,
+                     actor: str) -> tuple[str, ...]:
+    """The snapshot's changes become live in the stored catalogue (a conditional write; later changes stay
+    pending). Without a stored catalogue there is nothing to change."""
+    store = CatalogueStore(registry.bucket)
+    if store.read() is None:
+        return ()
+    made: list[tuple[str, ...]] = []
+
+    def apply(current: Catalogue | None) -> Catalogue:
+        updated, changes = make_live(current or catalogue_for(candidate.labels, None), snapshot,
+                                     version=candidate.version, model_labels=candidate.labels, actor=actor)
+        made[:] = [changes]
+        return updated
+
+    store.update(apply)
+    return made[0] if made else ()
 
 
 def _fetch_candidate(state: TrainingJobState, deps: PromotionDependencies) -> tuple[Bundle, Path]:

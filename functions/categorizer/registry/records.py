@@ -37,6 +37,7 @@ class Decision:
     candidate_metrics: dict[str, Any] | None = None
     champion_metrics: dict[str, Any] | None = None
     checks: tuple[dict[str, Any], ...] = ()
+    label_changes: tuple[str, ...] = ()  # promoted: the catalogue changes it made live ("add 'mortgage'", ...)
     at: str = field(default_factory=utc_now)
     decision_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
@@ -49,6 +50,7 @@ class Decision:
         data["action"] = self.action.value
         data["reasons"] = list(self.reasons)
         data["checks"] = list(self.checks)
+        data["label_changes"] = list(self.label_changes)
         data["champion_after"] = self.champion_after
         return data
 
@@ -59,7 +61,8 @@ class Decision:
             previous_champion=data.get("previous_champion"), actor=str(data.get("actor", "")),
             reasons=tuple(data.get("reasons", ())), job_name=data.get("job_name"),
             candidate_metrics=data.get("candidate_metrics"), champion_metrics=data.get("champion_metrics"),
-            checks=tuple(data.get("checks", ())), at=data["at"], decision_id=data.get("decision_id", ""),
+            checks=tuple(data.get("checks", ())), label_changes=tuple(data.get("label_changes", ())),
+            at=data["at"], decision_id=data.get("decision_id", ""),
         )
 
 

@@ -2,7 +2,8 @@
 
 The job runs the AWS-managed PyTorch training image with model_build/sagemaker_entry.py from the source
 archive (`sagemaker_program` + `sagemaker_submit_directory`, as the SageMaker Python SDK sets them), and
-three channels: `train` (base data), `test` (the fixed hold-out) and `feedback` (this export). Its name comes
+four channels: `train` (base data), `test` (the fixed hold-out), `feedback` (this export) and `labels` (the
+label catalogue's map, snapshotted now: a label change made while the job runs applies to the next job). Its name comes
 from the schedule's event time, so a retried invocation finds its job instead of starting a second one.
 """
 
@@ -21,10 +22,11 @@ from categorizer.adapters.feedback_table import FeedbackRecord
 from categorizer.adapters.training_jobs import TrainingJobs
 from categorizer.contract import StartTrainingSettings
 from categorizer.observability import logger
+from categorizer.registry.catalogue import CatalogueStore, mismatch_notes
 from categorizer.registry.feedback_export import ExportLocation, plan_export, write_export
 from categorizer.registry.store import ModelRegistry
 
-TRAIN_CHANNEL, HOLDOUT_CHANNEL, FEEDBACK_CHANNEL = "train", "test", "feedback"
+TRAIN_CHANNEL, HOLDOUT_CHANNEL, FEEDBACK_CHANNEL, LABELS_CHANNEL = "train", "test", "feedback", "labels"
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
 
 
@@ -92,7 +94,8 @@ def _channel(name: str, uri: str, content_type: str) -> dict[str, Any]:
                                             "S3DataDistributionType": "FullyReplicated"}}}
 
 
-def build_request(spec: TrainingJobSpec, job_name: str, *, feedback_prefix: str) -> dict[str, Any]:
+def build_request(spec: TrainingJobSpec, job_name: str, *, feedback_prefix: str,
+                  labels_prefix: str | None = None) -> dict[str, Any]:
     """The CreateTrainingJob request. Hyperparameter values are JSON-encoded, as the SageMaker SDK sends them
     (the training toolkit decodes them, then passes the non-`sagemaker_` ones as `--name value`)."""
     hyperparameters = {
@@ -115,6 +118,7 @@ def build_request(spec: TrainingJobSpec, job_name: str, *, feedback_prefix: str)
             _channel(TRAIN_CHANNEL, spec.s3(base_prefix(spec.training_prefix)), "text/csv"),
             _channel(HOLDOUT_CHANNEL, spec.s3(holdout_prefix(spec.training_prefix)), "text/csv"),
             _channel(FEEDBACK_CHANNEL, spec.s3(feedback_prefix), "application/jsonlines"),
+            *([_channel(LABELS_CHANNEL, spec.s3(labels_prefix), "application/json")] if labels_prefix else []),
         ],
         "OutputDataConfig": {"S3OutputPath": spec.s3(spec.output_prefix)},
         "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": 1,
@@ -152,17 +156,22 @@ def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any
     if champion is None:
         return _skipped(job_name, "no champion model yet: publish one first (its labels define the label set)")
     labels = deps.registry.labels_of(deps.registry.require(champion.version), deps.cache_dir / "bundles")
+    catalogue = CatalogueStore(deps.registry.bucket).read()  # the snapshot this job trains for
+    if catalogue is not None:
+        for note in mismatch_notes(catalogue, champion=champion.version, champion_labels=labels):
+            logger.warning("label catalogue and champion differ", extra={"note": note})
     plan = plan_export(deps.read_feedback(), labels=labels, since=deps.registry.last_feedback_cutoff(),
                        min_new=settings.learning.min_new_feedback,
-                       holdout_percent=settings.learning.feedback_holdout_percent)
+                       holdout_percent=settings.learning.feedback_holdout_percent, catalogue=catalogue)
     if plan.skip_reason:
         return _skipped(job_name, plan.skip_reason, plan.summary())
     location = ExportLocation.for_job(settings.training_prefix, job_name)
-    export = write_export(deps.registry.bucket, plan, location)
+    export = write_export(deps.registry.bucket, plan, location, catalogue=catalogue, champion_labels=labels)
     if plan.usable.unknown_labels:
-        logger.warning("feedback with labels the champion does not know was refused",
+        logger.warning("feedback with labels the next model will not know was refused",
                        extra={"unknown_labels": plan.usable.unknown_labels})
-    request = build_request(spec, job_name, feedback_prefix=location.train_prefix)
+    request = build_request(spec, job_name, feedback_prefix=location.train_prefix,
+                            labels_prefix=location.labels_prefix)
     started = deps.jobs.create(request)
     status = RetrainStatus.STARTED if started else RetrainStatus.ALREADY_STARTED
     logger.info("training job " + status.value.replace("_", " "), extra={"job_name": job_name, "export": export,

@@ -23,6 +23,7 @@ from categorizer.api.auth import Principal
 from categorizer.api.logic import Correction, record_feedback
 from categorizer.contract import MetricName, ReviewQueue
 from categorizer.observability import logger, metrics
+from categorizer.registry.catalogue import Catalogue
 
 
 class Decision(StrEnum):
@@ -74,7 +75,7 @@ def claim_item(table: ReviewTable, item_id: str, *, reviewer: Principal, setting
 
 
 def decide_item(table: ReviewTable, item_id: str, decision: Decision, label: str | None, *, reviewer: Principal,
-                labels: Sequence[str], feedback: FeedbackTable,
+                labels: Sequence[str], feedback: FeedbackTable, catalogue: Catalogue | None = None,
                 clock: Callable[[], float] = time.time) -> DecisionReceipt:
     item = table.get(item_id)
     if item is None:
@@ -95,7 +96,7 @@ def decide_item(table: ReviewTable, item_id: str, decision: Decision, label: str
     receipt = record_feedback(
         Correction(prediction_id=reference, text=item.text, predicted_label=item.label, correct_label=chosen),
         caller=reviewer, labels=labels, model_version=item.model_version, repository=feedback,
-        idempotency_key=reference, now=at, source=FeedbackSource.REVIEW)
+        idempotency_key=reference, now=at, catalogue=catalogue, source=FeedbackSource.REVIEW)
     _guarded(item_id, lambda: table.close(item_id, reviewer=reviewer.subject, decision=decision.value, label=chosen,
                                           feedback_id=receipt.feedback_id,
                                           now=at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

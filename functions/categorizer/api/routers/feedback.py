@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from categorizer.api import logic
-from categorizer.api.deps import ClassifierDep, FeedbackCaller, FeedbackRepository
+from categorizer.api.deps import ClassifierDep, FeedbackCaller, FeedbackRepository, LabelServiceDep
 from categorizer.api.schemas import ErrorResponse, FeedbackRequest, FeedbackResponse
 
 router = APIRouter(tags=["feedback"])
@@ -20,7 +20,8 @@ ERRORS = {
                                                  "already used with different content"},
     413: {"model": ErrorResponse, "description": "The body is larger than the limit"},
     422: {"model": ErrorResponse, "description": "`validation_error`, or `unknown_label` with "
-                                                 "`details.valid_labels`"},
+                                                 "`details.valid_labels`, or `retired_label` naming "
+                                                 "`details.replaced_by`"},
     503: {"model": ErrorResponse, "description": "The feedback store or the model is unavailable; retry"},
 }
 
@@ -32,6 +33,7 @@ async def send_feedback(
     caller: FeedbackCaller,
     classifier: ClassifierDep,
     repository: FeedbackRepository,
+    labels: LabelServiceDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN,
@@ -47,7 +49,7 @@ async def send_feedback(
     )
     receipt = logic.record_feedback(correction, caller=caller, labels=classifier.labels,
                                     model_version=classifier.version, repository=repository,
-                                    idempotency_key=idempotency_key)
+                                    idempotency_key=idempotency_key, catalogue=labels.current(classifier))
     if receipt.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return FeedbackResponse(feedback_id=receipt.feedback_id)

@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from categorizer.adapters.review_table import ReviewItem, ReviewSource, ReviewStoreError, SourceKind
-from categorizer.api.deps import ClassifierDep, FeedbackRepository, ReviewCaller, ReviewQueueDep, SettingsDep
+from categorizer.api.deps import (
+    ClassifierDep,
+    FeedbackRepository,
+    LabelServiceDep,
+    ReviewCaller,
+    ReviewQueueDep,
+    SettingsDep,
+)
 from categorizer.api.schemas import (
     ITEM_ID_PATTERN,
     REVIEW_PAGE_MAX,
@@ -89,9 +96,10 @@ async def claim_review_item(item_id: ItemId, caller: ReviewCaller, table: Review
 
 @router.post("/review/{item_id}", summary="Accept, correct or skip a claimed item", responses=ITEM_ERRORS)
 async def decide_review_item(item_id: ItemId, body: ReviewDecisionRequest, caller: ReviewCaller,
-                             table: ReviewQueueDep, classifier: ClassifierDep,
-                             feedback: FeedbackRepository) -> ReviewDecisionResponse:
+                             table: ReviewQueueDep, classifier: ClassifierDep, feedback: FeedbackRepository,
+                             labels: LabelServiceDep) -> ReviewDecisionResponse:
+    # The label rule of POST /v1/feedback: proposed labels allowed, retired ones refused naming their replacement.
     receipt = decide_item(_queue(table), item_id, Decision(body.decision), body.label, reviewer=caller,
-                          labels=classifier.labels, feedback=feedback)
+                          labels=classifier.labels, feedback=feedback, catalogue=labels.current(classifier))
     return ReviewDecisionResponse(item_id=receipt.item_id, decision=receipt.decision.value, label=receipt.label,
                                   feedback_id=receipt.feedback_id)
