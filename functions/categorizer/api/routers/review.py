@@ -40,6 +40,8 @@ ERRORS = {
 }
 ITEM_ERRORS = {
     **ERRORS,
+    400: {"model": ErrorResponse, "description": "The body is not valid JSON or UTF-8"},
+    413: {"model": ErrorResponse, "description": "The body is larger than the limit"},
     404: {"model": ErrorResponse, "description": "No such item (or it expired)"},
     409: {"model": ErrorResponse, "description": "`review_conflict`: another reviewer holds the item, it was "
                                                  "decided already, or your claim is missing or expired "
