@@ -32,7 +32,7 @@ def test_classify_returns_one_prediction_per_text_in_order(api: Api, api_env: Co
     assert len({p["prediction_id"] for p in predictions}) == 3
     for prediction in predictions:
         assert set(prediction) == {"prediction_id", "label", "confidence", "top_k", "needs_review", "truncated",
-                                   "out_of_scope", "novelty"}
+                                   "out_of_scope", "novelty", "explanation", "explanation_runner_up"}
         assert len(prediction["top_k"]) == 2
         assert prediction["top_k"][0] == {"label": prediction["label"], "score": prediction["confidence"]}
         assert prediction["truncated"] is False

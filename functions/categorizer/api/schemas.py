@@ -15,6 +15,7 @@ from categorizer.contract import names
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 10_000
 MAX_TOP_K = 20  # a model with fewer labels returns all of its labels
+MAX_EXPLAIN_TEXTS = 32  # explaining costs a batched pass per text (docs/model.md, "Explanations")
 MAX_LABEL_CHARS = 200
 MAX_COMMENT_CHARS = 2_000
 PREDICTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -64,11 +65,15 @@ class ClassifyRequest(_Request):
                        json_schema_extra=_no_default)
     top_k: Integer = Field(default=3, ge=1, le=MAX_TOP_K,
                        description="How many ranked labels to return (all of them if the model has fewer)")
+    explain: bool = Field(default=False, description=f"Also say which words moved each decision (at most "
+                                                     f"{MAX_EXPLAIN_TEXTS} texts per request)")
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> ClassifyRequest:
         if (self.texts is None) == (self.text is None):
             raise ValueError("send either `texts` (a list of strings) or `text` (one string)")
+        if self.explain and len(self.all_texts) > MAX_EXPLAIN_TEXTS:
+            raise ValueError(f"`explain` takes at most {MAX_EXPLAIN_TEXTS} texts per request")
         return self
 
     @property
@@ -79,6 +84,11 @@ class ClassifyRequest(_Request):
 class LabelScoreOut(BaseModel):
     label: str
     score: float
+
+
+class ExplanationSpanOut(BaseModel):
+    text: str = Field(description="a word or phrase of the text as sent (an exact substring)")
+    weight: float = Field(description="how much the label's probability drops without it")
 
 
 class PredictionOut(BaseModel):
@@ -93,6 +103,11 @@ class PredictionOut(BaseModel):
                                            "the model's calibrated threshold): the label is likely wrong")
     novelty: float = Field(description="how unlike the training data the text is (0 = typical; higher = less "
                                        "like it); 0 for models built without out-of-scope detection")
+    explanation: list[ExplanationSpanOut] | None = Field(
+        default=None, description="with `explain`: up to 5 words that moved the decision toward `label`, "
+                                  "strongest first; null otherwise")
+    explanation_runner_up: list[ExplanationSpanOut] | None = Field(
+        default=None, description="with `explain`: the same for the second-ranked label; null otherwise")
 
 
 class ClassifyResponse(BaseModel):
@@ -151,11 +166,6 @@ class ErrorResponse(BaseModel):
 # --- Review queue -----------------------------------------------------------------------------------------
 REVIEW_PAGE_MAX = 100
 ITEM_ID_PATTERN = r"^[0-9a-f]{32}$"
-
-
-class ExplanationSpanOut(BaseModel):
-    text: str = Field(description="an exact substring of the text")
-    weight: float = Field(description="how much it moved the decision toward the label")
 
 
 class ReviewSourceOut(BaseModel):

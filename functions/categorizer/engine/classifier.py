@@ -26,6 +26,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from categorizer.engine.bundle import Bundle, load_bundle
+from categorizer.engine.explain import Explanation, locate, occluded_batch, top_spans, words_of
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,27 @@ class Classifier:
             out[item.index] = probs
             novelty[item.index] = score
         return out, novelty
+
+    def explain(self, text: str) -> Explanation | None:
+        """The words that moved the model toward its label and its runner-up (engine/explain.py); None for a
+        text that cannot be classified. Costs one extra batched pass over the text's one-word-less variants."""
+        normalized = normalize_text(text) if isinstance(text, str) else ""
+        if not normalized:
+            return None
+        encoding = self._tokenizer.encode(normalized)
+        probs, _ = run_one(self._session, encoding.ids)
+        order = np.argsort(-probs, kind="stable")
+        label, runner_up = int(order[0]), (int(order[1]) if len(order) > 1 else None)
+        words = words_of(encoding)
+        if not words:
+            return Explanation(self.labels[label], [], None if runner_up is None else self.labels[runner_up], [])
+        input_ids, mask = occluded_batch(encoding.ids, words)
+        without = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        texts = [locate(text, normalized, word.start, word.end) for word in words]
+        return Explanation(
+            label=self.labels[label], spans=top_spans(probs[label] - without[:, label], texts),
+            runner_up=None if runner_up is None else self.labels[runner_up],
+            runner_up_spans=[] if runner_up is None else top_spans(probs[runner_up] - without[:, runner_up], texts))
 
     def is_out_of_scope(self, novelty: float) -> bool:
         return self.out_of_scope_threshold is not None and novelty > self.out_of_scope_threshold

@@ -8,11 +8,17 @@ from categorizer.api.schemas import (
     ClassifyRequest,
     ClassifyResponse,
     ErrorResponse,
+    ExplanationSpanOut,
     LabelScoreOut,
     PredictionOut,
 )
+from categorizer.engine.explain import Span
 
 router = APIRouter(tags=["classify"])
+
+
+def spans_out(spans: list[Span]) -> list[ExplanationSpanOut]:
+    return [ExplanationSpanOut(text=span.text, weight=span.weight) for span in spans]
 
 ERRORS = {
     400: {"model": ErrorResponse, "description": "The body is not valid JSON or UTF-8"},
@@ -34,6 +40,8 @@ async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: Cl
     items = logic.classify_texts(classifier, body.all_texts, top_k=body.top_k)
     logic.queue_doubtful(body.all_texts, items, caller=caller, model_version=classifier.version, table=review,
                          settings=settings.review)
+    explanations = ([classifier.explain(text) for text in body.all_texts] if body.explain
+                    else [None] * len(items))
     return ClassifyResponse(
         model_version=classifier.version,
         predictions=[
@@ -46,7 +54,9 @@ async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: Cl
                 truncated=item.prediction.truncated,
                 out_of_scope=item.prediction.out_of_scope,
                 novelty=item.prediction.novelty,
+                explanation=spans_out(why.spans) if why else None,
+                explanation_runner_up=spans_out(why.runner_up_spans) if why else None,
             )
-            for item in items
+            for item, why in zip(items, explanations, strict=True)
         ],
     )

@@ -15,6 +15,7 @@ from categorizer.api.deps import (
     ReviewQueueDep,
     SettingsDep,
 )
+from categorizer.api.routers.classify import spans_out
 from categorizer.api.schemas import (
     ITEM_ID_PATTERN,
     REVIEW_PAGE_MAX,
@@ -91,9 +92,11 @@ async def list_review_items(
 @router.post("/review/{item_id}/claim", summary="Lease an item to yourself for a few minutes",
              responses=ITEM_ERRORS)
 async def claim_review_item(item_id: ItemId, caller: ReviewCaller, table: ReviewQueueDep,
-                            settings: SettingsDep) -> ClaimedItemOut:
+                            settings: SettingsDep, classifier: ClassifierDep) -> ClaimedItemOut:
     item = claim_item(_queue(table), item_id, reviewer=caller, settings=settings.review)
-    return ClaimedItemOut(**item_out(item).model_dump(), lease_until=item.lease_until or 0)
+    why = classifier.explain(item.text)  # the serving model's reasons, shown highlighted on the Review page
+    return ClaimedItemOut(**item_out(item).model_dump(), lease_until=item.lease_until or 0,
+                          explanation=spans_out(why.spans) if why else None)
 
 
 @router.post("/review/{item_id}", summary="Accept, correct or skip a claimed item", responses=ITEM_ERRORS)
