@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--outputs", type=Path, help="stack outputs file (default: .local/outputs.json)")
     classify.add_argument("--top-k", type=int, default=3)
     classify.add_argument("--json", action="store_true", help="print JSON")
+    classify.add_argument("--explain", action="store_true",
+                          help="also print the words that moved each decision (label and runner-up)")
     classify.set_defaults(func=run_classify)
 
     classify_file = sub.add_parser("classify-file", help="classify a CSV / JSON / JSON Lines / .xlsx file")
@@ -71,7 +73,8 @@ def run_classify(args: argparse.Namespace) -> int:
     from categorizer_cli.local.config import LocalConfig
 
     if args.model is None and (args.outputs or LocalConfig.from_env().ready_file.exists()):
-        return stack_commands.classify_remote(args.texts, top_k=args.top_k, outputs=args.outputs, as_json=args.json)
+        return stack_commands.classify_remote(args.texts, top_k=args.top_k, outputs=args.outputs, as_json=args.json,
+                                              explain=args.explain)
     classifier = Classifier.from_path(args.model or DEFAULT_MODEL)
     results = classifier.classify(args.texts, top_k=args.top_k)
     if args.json:
@@ -88,6 +91,11 @@ def run_classify(args: argparse.Namespace) -> int:
         flags += " [truncated]" if result.truncated else ""
         alternatives = ", ".join(f"{s.label} {s.score:.2f}" for s in result.top_k[1:])
         print(f"{text!r}\n  -> {result.label} ({result.confidence:.2f}){flags}   also: {alternatives}")
+        why = classifier.explain(text) if args.explain else None
+        if why:
+            print(stack_commands.explanation_lines(
+                why.label, [(s.text, s.weight) for s in why.spans],
+                why.runner_up, [(s.text, s.weight) for s in why.runner_up_spans]))
     return 0
 
 

@@ -145,10 +145,24 @@ def run_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def classify_remote(texts: list[str], *, top_k: int, outputs: Path | None, as_json: bool) -> int:
+def explanation_lines(label: str, spans: list[tuple[str, float]], runner_up: str | None,
+                      runner_up_spans: list[tuple[str, float]]) -> str:
+    """`     why card_arrival: "arrive" 0.41, "new card" 0.12` (and the runner-up's), for the terminal."""
+
+    def words(items: list[tuple[str, float]]) -> str:
+        return ", ".join(f"{text!r} {weight:.2f}" for text, weight in items) or "(no single word)"
+
+    lines = [f"     why {label}: {words(spans)}"]
+    if runner_up:
+        lines.append(f"     why {runner_up}: {words(runner_up_spans)}")
+    return "\n".join(lines)
+
+
+def classify_remote(texts: list[str], *, top_k: int, outputs: Path | None, as_json: bool,
+                    explain: bool = False) -> int:
     stack = Stack.load(outputs)
     status, body = stack.api("POST", "/v1/classify", token=stack.user_token(),
-                             body={"texts": texts, "top_k": top_k})
+                             body={"texts": texts, "top_k": top_k, **({"explain": True} if explain else {})})
     if status != 200:
         print(json.dumps(body, indent=1), file=sys.stderr)
         return 1
@@ -161,6 +175,10 @@ def classify_remote(texts: list[str], *, top_k: int, outputs: Path | None, as_js
         also = ", ".join(f"{s['label']} {s['score']:.2f}" for s in p["top_k"][1:])
         print(f"{text!r}\n  -> {p['label']} ({p['confidence']:.2f}){flags}   also: {also}\n"
               f"     prediction_id {p['prediction_id']}")
+        if p.get("explanation") is not None:
+            runner_up = p["top_k"][1]["label"] if len(p["top_k"]) > 1 else None
+            print(explanation_lines(p["label"], [(s["text"], s["weight"]) for s in p["explanation"]], runner_up,
+                                    [(s["text"], s["weight"]) for s in p["explanation_runner_up"] or []]))
     print(f"model {body['model_version']}")
     return 0
 

@@ -151,6 +151,25 @@ def test_console_journey(stack: LocalStack, browser, tmp_path: Path):
     expect(page.locator(".prediction .text")).to_have_text(XSS_TEXT)
     assert page.locator("main img[src=x], main script").count() == 0
 
+    # --- review: the doubtful texts above wait for a person; keys decide ------------------------------------
+    page.get_by_role("tab", name="Review").click()
+    item = page.locator("#review-item")
+    expect(item).to_be_visible()
+    expect(page.locator("#review-done")).to_have_text("0 reviewed since you signed in")
+    first_text = page.locator("#review-text").inner_text()
+    assert first_text and page.locator("#review-choices .choice").count() >= 1
+    assert page.locator("main img[src=x], main script").count() == 0  # reviewed texts that are HTML stay text
+    journey.shot("review", readme=True)
+    page.keyboard.press("1")  # the first label of the top-k
+    expect(page.locator("#review-done")).to_have_text("1 reviewed since you signed in")
+    decisions = [(url, body) for method, url, body in journey.api_requests
+                 if method == "POST" and re.search(r"/v1/review/[0-9a-f]{32}$", url)]
+    assert len(decisions) == 1 and json.loads(decisions[0][1])["decision"] in {"accept", "correct"}
+    if item.is_visible():  # another item: skip it with `s`, it stays in the queue
+        page.keyboard.press("s")
+        expect(page.locator("#review-done")).to_have_text("1 reviewed since you signed in")
+    assert not journey.dialogs
+
     # --- files: upload a CSV, watch it, download the results ----------------------------------------------
     page.get_by_role("tab", name="Files").click()
     expect(page.locator("#files-state")).to_have_text(re.compile("No files yet|^$"))

@@ -1,7 +1,7 @@
 // categorizer console: plain ES module, no dependencies, no build step.
 // Every string that comes from a user, a file or the API is put on the page with textContent, never as HTML.
 
-import { createReview } from "./review.js";
+import { createReview, highlighted } from "./review.js";
 
 const API = new URL("../v1/", window.location.href);
 const session = { token: null, username: null, labels: [], loaded: {} };
@@ -215,7 +215,10 @@ async function classify(event) {
   setState(state, `Classifying ${lines.length} line${lines.length > 1 ? "s" : ""}…`, "loading");
   $("classify-button").disabled = true;
   try {
-    const result = await api("classify", { method: "POST", body: { texts: lines, top_k: Number($("top-k").value) } });
+    // Explanations cost a little per text; the API explains at most 32 texts per request.
+    const explain = lines.length <= 32;
+    const result = await api("classify", { method: "POST",
+      body: { texts: lines, top_k: Number($("top-k").value), ...(explain ? { explain: true } : {}) } });
     list.replaceChildren(...result.predictions.map((p, i) => predictionItem(lines[i], p, result.model_version)));
     const doubtful = result.predictions.filter((p) => p.needs_review).length;
     setState(state, `${lines.length} classified by model ${result.model_version}` +
@@ -234,7 +237,8 @@ function predictionItem(text, prediction, modelVersion) {
   const status = el("p", { class: "feedback-state", role: "status" });
   const correct = el("button", { type: "button", class: "secondary", text: "Correct this" });
   const item = el("li", { class: "prediction" },
-    el("p", { class: "text", text }),
+    el("p", { class: "text", title: prediction.explanation?.length ? "Highlighted: the words that moved the decision" : "" },
+      ...highlighted(text, prediction.explanation, el)),
     el("p", { class: "verdict" },
       el("strong", { class: "label predicted-label", text: prediction.label }),
       bar(prediction.confidence, `confidence ${pct(prediction.confidence)}`),

@@ -6,6 +6,33 @@
 const ORDERS = { uncertain: "Most uncertain first", novel: "Out of scope first", recent: "Most recent first" };
 const PAGE_SIZE = 20;
 
+// The text with the explanation's words marked (each an exact substring of the text).
+export function highlighted(text, explanation, el) {
+  const spans = [];
+  for (const part of explanation || []) {
+    let from = 0;
+    for (;;) {
+      const at = text.indexOf(part.text, from);
+      if (at < 0 || !part.text) break;
+      if (!spans.some(([s, e]) => at < e && at + part.text.length > s)) {
+        spans.push([at, at + part.text.length]);
+        break;
+      }
+      from = at + 1;
+    }
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  const nodes = [];
+  let cursor = 0;
+  for (const [start, end] of spans) {
+    if (start > cursor) nodes.push(document.createTextNode(text.slice(cursor, start)));
+    nodes.push(el("mark", { class: "why", text: text.slice(start, end) }));
+    cursor = end;
+  }
+  nodes.push(document.createTextNode(text.slice(cursor)));
+  return nodes;
+}
+
 export function createReview({ api, el, setState, $, session, pct }) {
   const state = { queue: [], next: null, current: null, reviewed: 0, busy: false, searching: false };
 
@@ -73,35 +100,8 @@ export function createReview({ api, el, setState, $, session, pct }) {
     }
   }
 
-  // The text with the explanation's words marked (each an exact substring of the text).
-  function highlighted(text, explanation) {
-    const spans = [];
-    for (const part of explanation || []) {
-      let from = 0;
-      for (;;) {
-        const at = text.indexOf(part.text, from);
-        if (at < 0 || !part.text) break;
-        if (!spans.some(([s, e]) => at < e && at + part.text.length > s)) {
-          spans.push([at, at + part.text.length]);
-          break;
-        }
-        from = at + 1;
-      }
-    }
-    spans.sort((a, b) => a[0] - b[0]);
-    const nodes = [];
-    let cursor = 0;
-    for (const [start, end] of spans) {
-      if (start > cursor) nodes.push(document.createTextNode(text.slice(cursor, start)));
-      nodes.push(el("mark", { class: "why", text: text.slice(start, end) }));
-      cursor = end;
-    }
-    nodes.push(document.createTextNode(text.slice(cursor)));
-    return nodes;
-  }
-
   function render(item) {
-    $("review-text").replaceChildren(...highlighted(item.text, item.explanation));
+    $("review-text").replaceChildren(...highlighted(item.text, item.explanation, el));
     const facts = [`predicted ${item.label} at ${pct(item.confidence)}`];
     if (item.out_of_scope) facts.push("out of scope");
     facts.push(`novelty ${Number(item.novelty || 0).toFixed(2)}`, `seen ${item.seen}×`, `from ${describe(item.source)}`);
