@@ -230,8 +230,9 @@ def test_console_journey(stack: LocalStack, browser, tmp_path: Path):
     expect(page.locator("#ops-body")).to_contain_text(f"{predicted} → card_delivery_estimate: 1")
     ops_cards = dict(zip(page.locator("#ops-body .metric .k").all_inner_texts(),
                          page.locator("#ops-body .metric .v").all_inner_texts(), strict=True))
+    # The correction above, and the review decision (key 1: the predicted label, an agreement).
     assert (ops_cards["Failed files"], ops_cards["Feedback items"], ops_cards["Feedback disagreement"]) == (
-        "0", "1", "100.0%")
+        "0", "2", "50.0%")
     journey.shot("ops", readme=True)
 
     # --- keyboard: arrows move between tabs ---------------------------------------------------------------
