@@ -109,3 +109,33 @@ def test_export_writes_the_channel_the_training_entrypoint_reads(stage: Stage, t
     assert sorted(zip(data.texts, data.labels, strict=True)) == [("Where is my card? 🙁", "lost_or_stolen_card"),
                                                                  ("euro rate", "exchange_rate")]
     assert data.weights == [3.0, 3.0]
+
+
+def test_review_decisions_are_exported_like_corrections(stage: Stage, tmp_path: Path):
+    """A reviewer's accept and correct (source `review`) reach the training channel; the source survives the
+    table round trip, and the hold-out rule applies to them as to any feedback."""
+    import dataclasses
+
+    from categorizer.adapters.feedback_table import FeedbackSource
+
+    review = [dataclasses.replace(feedback_record(f"review-{i:032x}-0a1b2c3d", text, label, predicted_label=predicted,
+                                                  created_at=f"2026-11-0{i + 1}T10:00:00.000Z"),
+                                  source=FeedbackSource.REVIEW)
+              for i, (text, label, predicted) in enumerate([("card still missing", "card_arrival", "card_arrival"),
+                                                             ("euros please", "exchange_rate", "card_arrival")])]
+    store_feedback(review)
+    read_back = FeedbackScan(TABLE).all_records()
+    assert {r.source for r in read_back} == {FeedbackSource.REVIEW}
+
+    plan = plan_export(read_back, labels=LABELS, since=None, min_new=1, holdout_percent=0)
+    location = ExportLocation.for_job("training/", "categorizer-dev-20261128-220000")
+    write_export(ModelBucket(BUCKET), plan, location)
+    channel = tmp_path / "feedback.jsonl"
+    stage.s3.download_file(BUCKET, f"{location.train_prefix}feedback.jsonl", str(channel))
+    data, skipped = read_feedback([channel], labels=set(LABELS), weight=3.0)
+    assert skipped == 0
+    assert sorted(zip(data.texts, data.labels, strict=True)) == [("card still missing", "card_arrival"),
+                                                                 ("euros please", "exchange_rate")]
+    held = [held_out_for_evaluation(r.prediction_id, 50) for r in review]
+    half = plan_export(read_back, labels=LABELS, since=None, min_new=1, holdout_percent=50)
+    assert len(half.evaluation) == sum(held)
