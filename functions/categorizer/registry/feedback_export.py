@@ -75,7 +75,10 @@ class UsableFeedback:
 
 def catalogue_for(labels: Iterable[str], catalogue: Catalogue | None) -> Catalogue:
     """The catalogue to export with: the stored one, or (before any change) the champion's labels."""
-    return catalogue if catalogue is not None else seed(labels, champion=None, actor="champion")
+    if catalogue is not None:
+        return catalogue
+    seeded = seed(labels, champion=None, actor="champion")
+    return Catalogue(revision=0, champion=None, labels=seeded.labels, history=seeded.history)  # not stored: 0
 
 
 def export_labels(champion_labels: Iterable[str], catalogue: Catalogue) -> tuple[LabelMap, frozenset[str]]:
