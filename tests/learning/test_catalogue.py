@@ -161,3 +161,14 @@ def test_a_candidate_still_holding_a_retired_label_is_rejected() -> None:
     result = decide(candidate, champion, POLICY, LabelChanges(retired=frozenset({"old_b"})))
     assert not result.accepted
     assert result.reasons == ("the candidate still holds retired label(s) ['old_b']",)
+
+
+def test_label_changes_start_a_job_without_new_feedback_once_per_catalogue_revision() -> None:
+    c = cat.propose(_catalogue(), name="mortgage", description="", examples=EXAMPLES, actor="a")
+    since = "2999-01-01T00:00:00Z"  # every item is older: no new feedback
+    first = plan_export([], labels=CHAMPION_LABELS, since=since, min_new=50, holdout_percent=20, catalogue=c)
+    assert first.skip_reason is None  # the recorded change is reason enough
+    # A candidate trained for this revision was registered (and rejected): the next tick waits for new items.
+    again = plan_export([], labels=CHAMPION_LABELS, since=since, min_new=50, holdout_percent=20, catalogue=c,
+                        trained_revision=c.revision)
+    assert again.skip_reason is not None and "50 needed" in again.skip_reason

@@ -84,7 +84,11 @@ def test_tokens_from_cognito_for_people_and_machines(stack: LocalStack):
     pool = stack.outputs()["UserPoolId"]
     assert person["iss"].endswith(pool) and machine["iss"].endswith(pool)
     assert person["token_use"] == "access" and "cognito:groups" in person
-    assert set(machine["scope"].split()) == {"categorizer/classify", "categorizer/feedback"}
+    from infra.config import USER_POOL
+
+    assert set(machine["scope"].split()) == set(USER_POOL.machine_oauth_scopes)  # every permission's scope
+    # The demo user may try everything locally, the label catalogue (admins) and the review queue included.
+    assert set(person["cognito:groups"]) == {group for group, _ in USER_POOL.groups}
 
 
 def test_classify_then_feedback_through_the_api(stack: LocalStack):

@@ -75,7 +75,10 @@ class UsableFeedback:
 
 def catalogue_for(labels: Iterable[str], catalogue: Catalogue | None) -> Catalogue:
     """The catalogue to export with: the stored one, or (before any change) the champion's labels."""
-    return catalogue if catalogue is not None else seed(labels, champion=None, actor="champion")
+    if catalogue is not None:
+        return catalogue
+    seeded = seed(labels, champion=None, actor="champion")
+    return Catalogue(revision=0, champion=None, labels=seeded.labels, history=seeded.history)  # not stored: 0
 
 
 def export_labels(champion_labels: Iterable[str], catalogue: Catalogue) -> tuple[LabelMap, frozenset[str]]:
@@ -139,6 +142,7 @@ class ExportPlan:
     min_new: int
     label_changes: tuple[str, ...] = ()  # recorded catalogue changes this export trains for
     catalogue_revision: int = 0
+    trained_revision: int = 0  # the newest catalogue revision a registered model was already trained for
 
     @property
     def until(self) -> str | None:
@@ -146,7 +150,10 @@ class ExportPlan:
 
     @property
     def skip_reason(self) -> str | None:
-        if self.new_items < self.min_new and not self.label_changes:
+        # Label changes start a job without new feedback once per catalogue revision: a proposed label whose
+        # candidate was rejected (too few held-out items) waits for more items, not for the next tick.
+        changes_untrained = bool(self.label_changes) and self.catalogue_revision > self.trained_revision
+        if self.new_items < self.min_new and not changes_untrained:
             return (f"only {self.new_items} new usable feedback item(s) since "
                     f"{self.since or 'the first model'}; {self.min_new} needed to retrain")
         if not self.train:
@@ -189,7 +196,7 @@ def pending_label_changes(catalogue: Catalogue | None, champion_labels: Iterable
 
 
 def plan_export(records: Sequence[FeedbackRecord], *, labels: Iterable[str], since: str | None, min_new: int,
-                holdout_percent: int, catalogue: Catalogue | None = None) -> ExportPlan:
+                holdout_percent: int, catalogue: Catalogue | None = None, trained_revision: int = 0) -> ExportPlan:
     labels = tuple(labels)
     usable = usable_feedback(records, labels, catalogue)
     train = tuple(e for e in usable.examples if not held_out_for_evaluation(e.prediction_id, holdout_percent))
@@ -197,7 +204,7 @@ def plan_export(records: Sequence[FeedbackRecord], *, labels: Iterable[str], sin
     new_items = sum(1 for e in usable.examples if since is None or e.created_at > since)
     return ExportPlan(usable=usable, train=train, evaluation=evaluation, new_items=new_items, since=since,
                       min_new=min_new, label_changes=pending_label_changes(catalogue, labels),
-                      catalogue_revision=catalogue.revision if catalogue else 0)
+                      catalogue_revision=catalogue.revision if catalogue else 0, trained_revision=trained_revision)
 
 
 def evaluation_set(records: Sequence[FeedbackRecord], *, labels: Iterable[str], holdout_percent: int,

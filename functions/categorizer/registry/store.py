@@ -138,6 +138,11 @@ class ModelRegistry:
         cutoffs = [r.feedback_until for r in self.list_models() if r.feedback_until]
         return max(cutoffs) if cutoffs else None
 
+    def last_catalogue_revision(self) -> int:
+        """The newest label-catalogue revision any registered model (promoted or rejected) was trained for."""
+        revisions = [int(((r.source.get("export") or {}).get("catalogue_revision")) or 0) for r in self.list_models()]
+        return max(revisions, default=0)
+
     # ------------------------------------------------------------------ champion
     def champion_pointer(self) -> ChampionPointer | None:
         raw = self.champion_parameter.read()

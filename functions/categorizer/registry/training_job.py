@@ -162,7 +162,8 @@ def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any
             logger.warning("label catalogue and champion differ", extra={"note": note})
     plan = plan_export(deps.read_feedback(), labels=labels, since=deps.registry.last_feedback_cutoff(),
                        min_new=settings.learning.min_new_feedback,
-                       holdout_percent=settings.learning.feedback_holdout_percent, catalogue=catalogue)
+                       holdout_percent=settings.learning.feedback_holdout_percent, catalogue=catalogue,
+                       trained_revision=deps.registry.last_catalogue_revision())
     if plan.skip_reason:
         return _skipped(job_name, plan.skip_reason, plan.summary())
     location = ExportLocation.for_job(settings.training_prefix, job_name)
