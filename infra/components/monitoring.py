@@ -123,6 +123,13 @@ class Monitoring(Construct):
                     datapoints=1,
                     runbook="Many input rows were rejected. Read the <name>.errors.* reports next to the "
                             "results (reasons per row) and tell the team that dropped the files.")
+        # The review queue never fails a classification; this says when it silently stopped receiving items.
+        self._alarm("ReviewQueueWriteFailures",
+                    self._metric(MetricName.REVIEW_QUEUE_WRITE_FAILURES, period=ONE_HOUR),
+                    threshold=10, periods=1, datapoints=1,
+                    runbook="Predictions that need review were not queued (classifications were answered). "
+                            "Search the API and batch logs for 'review queue writes failed': the review table's "
+                            "throttling, permissions or existence.")
         # Whole-file failures are reports, not retries; this counts the retried ones (S3/SQS errors, the model
         # not loading), which become DLQ messages after max_receive_count.
         self._alarm("FileTransientFailures",
@@ -267,5 +274,10 @@ class Monitoring(Construct):
                 self._metric(MetricName.TRAINING_JOBS_FAILED, period=cdk.Duration.days(1)),
                 self._metric(MetricName.PROMOTIONS, period=cdk.Duration.days(1)),
                 self._metric(MetricName.PROMOTIONS_REJECTED, period=cdk.Duration.days(1))]),
+            cw.GraphWidget(title="Review queue: queued, decisions per hour, agreement rate", width=8, left=[
+                self._metric(MetricName.REVIEW_ITEMS_QUEUED, period=ONE_HOUR),
+                self._metric(MetricName.REVIEW_DECISIONS, period=ONE_HOUR),
+                self._metric(MetricName.REVIEW_QUEUE_WRITE_FAILURES, period=ONE_HOUR)],
+                right=[self._metric(MetricName.REVIEW_AGREEMENT, period=ONE_HOUR, statistic="Average")]),
         )
         return dashboard
