@@ -125,7 +125,7 @@ def add_to_graph(model_path: Path, out_path: Path, *, vocabulary: NGramVocabular
     model = onnx.load(str(model_path))
     graph = model.graph
     if not graph.output or graph.output[0].name != logits_name:
-        raise ValueError(f"expected the first graph output to be named {logits_name!r}")
+        raise ValueError(f"expected the first graph output named {logits_name!r}")
     counts, pool, start = [], [], 0
     for n in range(1, vocabulary.max_n + 1):
         group = [g for g in vocabulary.ngrams if len(g) == n]
