@@ -94,7 +94,6 @@ class CategorizerStack(cdk.Stack):
         # Review queue: queue or bump an item, claim and close it (conditional updates), list the open ones.
         tables.review.grant(api_fn.role, "UpdateItem", "GetItem")
         tables.review.grant(api_fn.role, "Query", indexes=True)
-        registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX)  # + promotion history
         registry.grant_read(api_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX,  # + promotion history
                             config.LABELS_PREFIX)  # the label catalogue: read, and changed by /v1/labels
         registry.grant_write(api_fn.role, config.LABELS_PREFIX)

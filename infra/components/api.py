@@ -271,4 +271,5 @@ def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 
 def _json_type(name: str) -> apigw.JsonSchemaType:
     return {"object": apigw.JsonSchemaType.OBJECT, "array": apigw.JsonSchemaType.ARRAY,
-            "string": apigw.JsonSchemaType.STRING, "integer": apigw.JsonSchemaType.INTEGER}[name]
+            "string": apigw.JsonSchemaType.STRING, "integer": apigw.JsonSchemaType.INTEGER,
+            "boolean": apigw.JsonSchemaType.BOOLEAN, "number": apigw.JsonSchemaType.NUMBER}[name]

@@ -46,10 +46,11 @@ class Table(Construct):
         )
 
     def grant(self, grantee: iam.IGrantable, *actions: str, indexes: bool = False) -> None:
-        """Exact DynamoDB actions on this table (`indexes`: on its indexes only, e.g. a Query of an index)."""
-        resource = f"{self.table.table_arn}/index/*" if indexes else self.table.table_arn
+        """Exact DynamoDB actions on this table (`indexes`: on each of its indexes, named, e.g. a Query)."""
+        resources = ([f"{self.table.table_arn}/index/{index.name}" for index in self.spec.shape.indexes] if indexes
+                     else [self.table.table_arn])
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=[f"dynamodb:{action}" for action in actions], resources=[resource],
+            actions=[f"dynamodb:{action}" for action in actions], resources=resources,
         ))
 
 

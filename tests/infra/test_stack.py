@@ -276,6 +276,8 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
     ingest = logical_id(resources, "FilesIngest", "AWS::S3::Bucket") + ".Arn"
     results = logical_id(resources, "FilesResults", "AWS::S3::Bucket") + ".Arn"
     table = logical_id(resources, "TablesFeedbackTable", "AWS::DynamoDB::GlobalTable") + ".Arn"
+    review = logical_id(resources, "TablesReviewTable", "AWS::DynamoDB::GlobalTable") + ".Arn"
+    review_indexes = {("dynamodb:Query", f"{review}/index/{index.name}") for index in config.REVIEW_TABLE.indexes}
     stage = next(r["Properties"]["TopicName"] for r in resources.values() if r["Type"] == "AWS::SNS::Topic")
     stage = stage.split("-")[1]
     champion_arn = f"arn:AWS::Partition:ssm:AWS::Region:AWS::AccountId:parameter/categorizer/{stage}/champion"
@@ -297,6 +299,7 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
             listing(models, "models/", "decisions/", "labels/")} | objects(models, write, "labels/") | {
             ("ssm:GetParameter", champion_arn),
             *((f"dynamodb:{a}", table) for a in ("PutItem", "GetItem", "Scan"))} | \
+            {("dynamodb:UpdateItem", review), ("dynamodb:GetItem", review)} | review_indexes | \
             objects(ingest, ("s3:PutObject",), "ingest/") | {listing(ingest, "ingest/")} | \
             objects(results, ("s3:GetObject",), "results/") | {listing(results, "results/")}
     if function is FunctionName.BATCH:
@@ -307,7 +310,8 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
             (f"sqs:{a}", queue) for a in ("ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility",
                                           "GetQueueAttributes", "GetQueueUrl")} | {
             # Chunk fan-out: send tasks to its own queue, delete only its work folder.
-            ("sqs:SendMessage", queue), ("s3:DeleteObject", f"{results}/{config.RESULTS_WORK_PREFIX}*")}
+            ("sqs:SendMessage", queue), ("s3:DeleteObject", f"{results}/{config.RESULTS_WORK_PREFIX}*"),
+            ("dynamodb:UpdateItem", review)}  # rows that need review go to the review queue
     failures = logical_id(resources, "LearningLoopFailures", "AWS::SQS::Queue") + ".Arn"
     send_failures = {(f"sqs:{a}", failures) for a in ("SendMessage", "GetQueueAttributes", "GetQueueUrl")}
     jobs = jobs.format(stage=stage)
@@ -375,7 +379,7 @@ def test_sagemaker_role_reads_training_data_writes_job_output_and_is_confined_to
 def test_feedback_table_is_on_demand_with_pitr_encryption_and_the_api_key_design(synthesized, stage):
     retain = stage == "prod"
     template = synthesized.template(stage)
-    template.resource_count_is("AWS::DynamoDB::GlobalTable", 1)
+    template.resource_count_is("AWS::DynamoDB::GlobalTable", 2)  # feedback, review queue
     template.has_resource("AWS::DynamoDB::GlobalTable", {
         "DeletionPolicy": "RetainExceptOnCreate" if retain else "Delete",
         "Properties": Match.object_like({
@@ -667,7 +671,7 @@ def test_start_training_gets_everything_a_job_request_needs(synthesized, stage):
 EXPECTED_ALARMS = {
     "Api5xxRate", "ApiLatencyP99", "IngestDlqMessages", "LearningLoopFailuresMessages", "RejectedRowRatio",
     "TrainingJobFailed", "PromotionRejectedRepeatedly", "LowConfidenceShare", "FeedbackDisagreementRate",
-    "FileTransientFailures", "OutOfScopeShare",
+    "FileTransientFailures", "OutOfScopeShare", "ReviewQueueWriteFailures",
     *(f"{name}{kind}" for name in ("Api", "Batch", "StartTraining", "Promote") for kind in ("Errors", "Throttles")),
 }
 
@@ -700,6 +704,27 @@ def test_alarm_thresholds_differ_by_stage(synthesized):
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_review_table_has_its_ttl_and_one_sparse_index_per_order(synthesized, stage):
+    synthesized.template(stage).has_resource("AWS::DynamoDB::GlobalTable", {
+        "DeletionPolicy": "RetainExceptOnCreate" if stage == "prod" else "Delete",
+        "Properties": Match.object_like({
+            "TableName": f"categorizer-{stage}-review",
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "GlobalSecondaryIndexes": [Match.object_like({
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": "open_queue", "KeyType": "HASH"},
+                              {"AttributeName": index.sort_key.name, "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"}}) for index in config.REVIEW_TABLE.indexes],
+            "Replicas": [Match.object_like({
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}})],
+        }),
+    })
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_custom_metric_alarms_read_the_functions_namespace_and_service_dimension(synthesized, stage):
     seen = set()
     for alarm in synthesized.resources(stage, "AWS::CloudWatch::Alarm").values():
@@ -713,7 +738,7 @@ def test_custom_metric_alarms_read_the_functions_namespace_and_service_dimension
                 seen.add(metric["MetricName"])
     assert seen == {"RowsClassified", "RowsRejected", "TrainingJobsFailed", "ConsecutivePromotionRejections",
                     "Predictions", "LowConfidencePredictions", "FeedbackDisagreement", "FileTransientFailures",
-                    "OutOfScopePredictions"}
+                    "OutOfScopePredictions", "ReviewQueueWriteFailures"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
