@@ -44,7 +44,7 @@ CLASSIFY_SCOPE = "categorizer/classify"
 FEEDBACK_SCOPE = "categorizer/feedback"
 # username -> Cognito groups
 USERS = {"alice": ("classify", "feedback"), "bob": ("classify",), "carol": (), "dana": ("classify", "admins"),
-         "rita": ("classify", "reviewers"), "rob": ("reviewers",)}
+         "rita": ("classify", "reviewers"), "rob": ("reviewers",), "ada": ("classify", "reviewers", "admins")}
 
 
 

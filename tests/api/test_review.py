@@ -192,3 +192,36 @@ def test_a_queue_outage_never_fails_a_classification(api_config, serving_store, 
 
     assert len(predictions) == len(DOUBTFUL)
     assert_error(api.call("review", token=api_env.access_token("rita")), 503, "review_queue_unavailable")
+
+
+def test_an_admin_proposes_a_new_label_from_the_item_and_reviewers_assign_items_to_it(
+        review_api: Api, api_env: Cognito, moto_endpoint: str, feedback_table_name: str):
+    _classify(review_api, api_env, DOUBTFUL)
+    first, second = _list(review_api, api_env, user="ada")["items"][:2]
+    propose = {"name": f"pet insurance {first['item_id'][:6]}", "description": "Insuring pets"}
+
+    def _propose(item_id: str, user: str):
+        return review_api.call("review", token=api_env.access_token(user), method="POST",
+                               path=f"/v1/review/{item_id}/propose", body=propose, headers=JSON)
+
+    assert_error(_propose(first["item_id"], "ada"), 409, "review_conflict")  # claim it first
+    assert _claim(review_api, api_env, first["item_id"], user="rita").status == 200
+    assert_error(_propose(first["item_id"], "rita"), 403, "forbidden")  # a reviewer who is no admin
+    assert_error(_claim(review_api, api_env, first["item_id"], user="ada"), 409, "review_conflict")
+    assert _decide(review_api, api_env, first["item_id"], {"decision": "skip"}, user="rita").status == 200
+
+    assert _claim(review_api, api_env, first["item_id"], user="ada").status == 200
+    proposed = _propose(first["item_id"], "ada")
+
+    assert proposed.status == 200, proposed.body
+    assert (proposed.json["decision"], proposed.json["label"]) == ("correct", propose["name"])
+    labels = review_api.call("labels", token=api_env.access_token("ada")).json["labels"]
+    entry = next(label for label in labels if label["name"] == propose["name"])
+    assert (entry["status"], entry["examples"]) == ("proposed", 1)
+    (row,) = _feedback_items(moto_endpoint, feedback_table_name, proposed.json["feedback_id"])
+    assert (row["correct_label"]["S"], row["source"]["S"]) == (propose["name"], "review")
+    # Another reviewer assigns the next doubtful item to the proposed label.
+    assert _claim(review_api, api_env, second["item_id"], user="rob").status == 200
+    assigned = _decide(review_api, api_env, second["item_id"], {"decision": "correct", "label": propose["name"]},
+                       user="rob")
+    assert assigned.status == 200 and assigned.json["label"] == propose["name"]

@@ -165,9 +165,18 @@ def test_console_journey(stack: LocalStack, browser, tmp_path: Path):
     decisions = [(url, body) for method, url, body in journey.api_requests
                  if method == "POST" and re.search(r"/v1/review/[0-9a-f]{32}$", url)]
     assert len(decisions) == 1 and json.loads(decisions[0][1])["decision"] in {"accept", "correct"}
-    if item.is_visible():  # another item: skip it with `s`, it stays in the queue
-        page.keyboard.press("s")
-        expect(page.locator("#review-done")).to_have_text("1 reviewed since you signed in")
+    proposed = item.is_visible()
+    if proposed:  # another item: an admin proposes a new category from it with `n`
+        page.keyboard.press("n")
+        expect(page.locator("#review-propose-name")).to_be_focused()
+        page.fill("#review-propose-name", "pet insurance")
+        page.fill("#review-propose-description", "Insurance for pets")
+        page.keyboard.press("Enter")
+        expect(page.locator("#review-state")).to_contain_text("Proposed “pet insurance”")
+        expect(page.locator("#review-done")).to_have_text("2 reviewed since you signed in")
+        proposals = [json.loads(body) for method, url, body in journey.api_requests
+                     if method == "POST" and url.endswith("/propose")]
+        assert proposals == [{"name": "pet insurance", "description": "Insurance for pets"}]
     assert not journey.dialogs
 
     # --- files: upload a CSV, watch it, download the results ----------------------------------------------
@@ -230,9 +239,10 @@ def test_console_journey(stack: LocalStack, browser, tmp_path: Path):
     expect(page.locator("#ops-body")).to_contain_text(f"{predicted} → card_delivery_estimate: 1")
     ops_cards = dict(zip(page.locator("#ops-body .metric .k").all_inner_texts(),
                          page.locator("#ops-body .metric .v").all_inner_texts(), strict=True))
-    # The correction above, and the review decision (key 1: the predicted label, an agreement).
+    # The correction above, the review decision (key 1: the predicted label, an agreement) and, if there was a
+    # second item, its new category (a disagreement).
     assert (ops_cards["Failed files"], ops_cards["Feedback items"], ops_cards["Feedback disagreement"]) == (
-        "0", "2", "50.0%")
+        ("0", "3", "66.7%") if proposed else ("0", "2", "50.0%"))
     journey.shot("ops", readme=True)
 
     # --- keyboard: arrows move between tabs ---------------------------------------------------------------

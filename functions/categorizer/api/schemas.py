@@ -272,3 +272,11 @@ class LabelChangeResponse(BaseModel):
     label: LabelOut
     revision: int
     change: str = Field(description="What was recorded, in words")
+
+
+class ProposeFromReviewRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "mortgage",
+                                                                "description": "Home loans: rates, repayments"}]})
+
+    name: LabelName
+    description: str = Field(default="", max_length=500)

@@ -1,5 +1,6 @@
 // The Review page: one doubtful prediction at a time, made for the keyboard.
-// 1-9 pick a label of the top-k, Enter accepts the predicted label, / searches every label, s skips.
+// 1-9 pick a label of the top-k, Enter accepts the predicted label, / searches every label (proposed ones too),
+// s skips, n proposes a new category with this item as its first example (admins).
 // Each item is claimed (leased to this reviewer) before it is shown, so two reviewers never decide the same
 // item. Texts come from users and files: they are put on the page with textContent only.
 
@@ -34,7 +35,19 @@ export function highlighted(text, explanation, el) {
 }
 
 export function createReview({ api, el, setState, $, session, pct }) {
-  const state = { queue: [], next: null, current: null, reviewed: 0, busy: false, searching: false };
+  const state = { queue: [], next: null, current: null, reviewed: 0, busy: false, searching: false, labels: null };
+
+  // Every label a decision may use: the catalogue's active and proposed ones (the model's own as a fallback).
+  async function decidableLabels() {
+    if (state.labels) return state.labels;
+    try {
+      const { labels } = await api("labels");
+      state.labels = labels.filter((l) => l.status !== "retired").map((l) => l.name);
+    } catch {
+      state.labels = [...session.labels];
+    }
+    return state.labels;
+  }
 
   function filters() {
     const params = new URLSearchParams({ order: $("review-order").value, limit: String(PAGE_SIZE) });
@@ -113,6 +126,7 @@ export function createReview({ api, el, setState, $, session, pct }) {
       return button;
     }));
     $("review-search").hidden = true;
+    $("review-propose").hidden = true;
     $("review-item").hidden = false;
     $("review-item").focus();
   }
@@ -146,20 +160,50 @@ export function createReview({ api, el, setState, $, session, pct }) {
     }
   }
 
-  function openSearch() {
+  async function openSearch() {
     const box = $("review-search");
     const input = $("review-search-input");
-    const list = $("review-search-labels");
-    if (!list.options.length) list.append(...session.labels.map((label) => el("option", { value: label })));
+    const labels = await decidableLabels();
+    $("review-search-labels").replaceChildren(...labels.map((label) => el("option", { value: label })));
     box.hidden = false;
     input.value = "";
     input.focus();
   }
 
-  function submitSearch(event) {
+  function openPropose() {
+    $("review-propose").hidden = false;
+    $("review-propose-name").value = "";
+    $("review-propose-description").value = "";
+    $("review-propose-name").focus();
+  }
+
+  async function submitPropose(event) {
+    event.preventDefault();
+    const item = state.current;
+    if (!item || state.busy) return;
+    state.busy = true;
+    setState($("review-state"), "Proposing the new category…", "loading");
+    try {
+      const name = $("review-propose-name").value.trim();
+      await api(`review/${encodeURIComponent(item.item_id)}/propose`, { method: "POST",
+        body: { name, description: $("review-propose-description").value.trim() } });
+      state.reviewed += 1;
+      state.labels = null; // the new label is decidable from now on
+      $("review-propose").hidden = true;
+      await showNext();
+      setState($("review-state"), `Proposed “${name}”: assign more items to it; it goes live when a retrained model ` +
+        "passes the gate.", "ok");
+    } catch (err) {
+      setState($("review-state"), err.message, "error");
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  async function submitSearch(event) {
     event.preventDefault();
     const wanted = $("review-search-input").value.trim();
-    const label = session.labels.find((l) => l.toLowerCase() === wanted.toLowerCase());
+    const label = (await decidableLabels()).find((l) => l.toLowerCase() === wanted.toLowerCase());
     if (!label) {
       setState($("review-state"), `“${wanted}” is not a label of this model.`, "warn");
       return;
@@ -171,7 +215,11 @@ export function createReview({ api, el, setState, $, session, pct }) {
     if ($("review-view").hidden || !state.current || event.ctrlKey || event.metaKey || event.altKey) return;
     const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement?.tagName);
     if (typing) {
-      if (event.key === "Escape") { $("review-search").hidden = true; $("review-item").focus(); }
+      if (event.key === "Escape") {
+        $("review-search").hidden = true;
+        $("review-propose").hidden = true;
+        $("review-item").focus();
+      }
       return;
     }
     if (/^[1-9]$/.test(event.key)) {
@@ -186,6 +234,9 @@ export function createReview({ api, el, setState, $, session, pct }) {
     } else if (event.key === "s") {
       event.preventDefault();
       decide("skip");
+    } else if (event.key === "n") {
+      event.preventDefault();
+      openPropose();
     }
   }
 
@@ -202,6 +253,8 @@ export function createReview({ api, el, setState, $, session, pct }) {
     $("review-skip").addEventListener("click", () => decide("skip"));
     $("review-accept").addEventListener("click", () => state.current && decide("accept", state.current.label));
     $("review-search").addEventListener("submit", submitSearch);
+    $("review-propose").addEventListener("submit", submitPropose);
+    $("review-new").addEventListener("click", openPropose);
     document.addEventListener("keydown", onKey);
   }
 

@@ -282,14 +282,16 @@ def check_name(name: str) -> str:
 
 
 def propose(catalogue: Catalogue, *, name: str, description: str, examples: Sequence[str], actor: str,
-            reason: str = "") -> Catalogue:
+            reason: str = "", min_examples: int = names.LABEL_MIN_EXAMPLES) -> Catalogue:
+    """A proposed label. `min_examples`: 1 when a reviewer proposes it from the item in front of them (the
+    item is its first example; reviewers assign more, and the gate waits for enough held-out items)."""
     check_name(name)
     clash = catalogue.taken(name)
     if clash:
         raise LabelExistsError(name, *clash)
     texts = tuple(dict.fromkeys(t.strip() for t in examples if t and t.strip()))
-    if len(texts) < names.LABEL_MIN_EXAMPLES:
-        raise LabelChangeConflictError(f"a new label needs at least {names.LABEL_MIN_EXAMPLES} different, "
+    if len(texts) < min_examples:
+        raise LabelChangeConflictError(f"a new label needs at least {min_examples} different, "
                                        f"non-empty example texts ({len(texts)} given)", name=name,
                                        examples=len(texts))
     change = Change(ChangeAction.ADD, name, actor, reason=reason, details={"examples": len(texts)})

@@ -74,6 +74,19 @@ def claim_item(table: ReviewTable, item_id: str, *, reviewer: Principal, setting
         raise _refused(item_id, exc) from exc
 
 
+def require_lease(table: ReviewTable, item_id: str, *, reviewer: Principal,
+                  clock: Callable[[], float] = time.time) -> ReviewItem:
+    """The item, if `reviewer` holds its unexpired claim and it is not decided (404 / 409 otherwise)."""
+    item = table.get(item_id)
+    if item is None:
+        raise ReviewItemNotFoundError(item_id)
+    if item.decided_at:
+        raise ReviewConflictError(ClaimRefusal.DECIDED, _MESSAGES[ClaimRefusal.DECIDED])
+    if item.lease_holder != reviewer.subject or (item.lease_until or 0) < int(clock()):
+        raise ReviewConflictError(ClaimRefusal.NOT_HELD, _MESSAGES[ClaimRefusal.NOT_HELD])
+    return item
+
+
 def decide_item(table: ReviewTable, item_id: str, decision: Decision, label: str | None, *, reviewer: Principal,
                 labels: Sequence[str], feedback: FeedbackTable, catalogue: Catalogue | None = None,
                 clock: Callable[[], float] = time.time) -> DecisionReceipt:

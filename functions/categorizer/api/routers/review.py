@@ -10,6 +10,7 @@ from categorizer.adapters.review_table import ReviewItem, ReviewSource, ReviewSt
 from categorizer.api.deps import (
     ClassifierDep,
     FeedbackRepository,
+    LabelsAdmin,
     LabelServiceDep,
     ReviewCaller,
     ReviewQueueDep,
@@ -22,6 +23,7 @@ from categorizer.api.schemas import (
     ClaimedItemOut,
     ErrorResponse,
     LabelScoreOut,
+    ProposeFromReviewRequest,
     ReviewDecisionRequest,
     ReviewDecisionResponse,
     ReviewItemOut,
@@ -29,7 +31,8 @@ from categorizer.api.schemas import (
     ReviewSourceOut,
 )
 from categorizer.contract.names import ReviewOrder
-from categorizer.review.decisions import Decision, claim_item, decide_item
+from categorizer.registry import catalogue as cat
+from categorizer.review.decisions import Decision, claim_item, decide_item, require_lease
 
 router = APIRouter(tags=["review"])
 
@@ -106,5 +109,25 @@ async def decide_review_item(item_id: ItemId, body: ReviewDecisionRequest, calle
     # The label rule of POST /v1/feedback: proposed labels allowed, retired ones refused naming their replacement.
     receipt = decide_item(_queue(table), item_id, Decision(body.decision), body.label, reviewer=caller,
                           labels=classifier.labels, feedback=feedback, catalogue=labels.current(classifier))
+    return ReviewDecisionResponse(item_id=receipt.item_id, decision=receipt.decision.value, label=receipt.label,
+                                  feedback_id=receipt.feedback_id)
+
+
+@router.post("/review/{item_id}/propose", summary="Propose a new label from a claimed item (its first example)",
+             responses={**ITEM_ERRORS, 409: {"model": ErrorResponse, "description": (
+                 "`review_conflict` (claim the item first) or `label_exists`")}})
+async def propose_from_review_item(item_id: ItemId, body: ProposeFromReviewRequest, caller: LabelsAdmin,
+                                   table: ReviewQueueDep, classifier: ClassifierDep, feedback: FeedbackRepository,
+                                   labels: LabelServiceDep) -> ReviewDecisionResponse:
+    """The path from "the model has never seen this" to "a category exists": a `proposed` label whose first
+    example is this item, and the item decided as that label. Needs the labels permission (`admins`) and the
+    item's claim; reviewers then assign more items to it, and the gate waits until it has enough."""
+    queue = _queue(table)
+    item = require_lease(queue, item_id, reviewer=caller)
+    catalogue = labels.change(classifier, caller, lambda c, actor: cat.propose(
+        c, name=body.name, description=body.description, examples=[item.text], actor=actor, min_examples=1,
+        reason=f"proposed from review item {item_id}"))
+    receipt = decide_item(queue, item_id, Decision.CORRECT, body.name, reviewer=caller, labels=classifier.labels,
+                          feedback=feedback, catalogue=catalogue)
     return ReviewDecisionResponse(item_id=receipt.item_id, decision=receipt.decision.value, label=receipt.label,
                                   feedback_id=receipt.feedback_id)
