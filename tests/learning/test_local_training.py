@@ -67,7 +67,7 @@ def test_a_job_trains_locally_and_its_model_reaches_the_gate(stage: Stage, champ
     # It ran from the packaged source archive, with the channels SageMaker would mount.
     [root] = [p for p in tmp_path.iterdir() if p.name.startswith(JOB)]
     assert (root / "code" / "model_build" / "sagemaker_entry.py").is_file()
-    assert sorted(p.name for p in (root / "input" / "data").iterdir()) == ["feedback", "test", "train"]
+    assert sorted(p.name for p in (root / "input" / "data").iterdir()) == ["feedback", "labels", "test", "train"]
     assert json.loads((root / "input" / "config" / "hyperparameters.json").read_text())["recipe"] == '"fast"'
 
     # The event has AWS's shape.
