@@ -14,7 +14,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from categorizer_cli import label_commands, model_commands, preflight, registry_commands, stack_commands
+from categorizer_cli import (
+    label_commands,
+    model_commands,
+    preflight,
+    registry_commands,
+    review_commands,
+    stack_commands,
+)
 from categorizer_cli.paths import DEFAULT_MODEL
 from categorizer_cli.progress import Progress
 
@@ -58,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     preflight.add_parser(sub)
     registry_commands.add_retrain_parser(sub)
     label_commands.add_parsers(sub)
+    review_commands.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="benchmark the engine against TF-IDF+RF and PyTorch peers")
     bench.add_argument("--model", type=Path, default=DEFAULT_MODEL)

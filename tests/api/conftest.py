@@ -31,7 +31,7 @@ from categorizer import model_store
 from categorizer.api import create_app
 from categorizer.api.deps import build_services
 from categorizer.api.lambda_adapter import LambdaHandler, lambda_handler_for
-from categorizer.contract import ApiSettings, ModelSource
+from categorizer.contract import ApiSettings, ModelSource, ReviewQueue
 from categorizer.contract.names import FEEDBACK_TABLE, REVIEW_TABLE
 from categorizer_cli.local.provision import create_user_pool
 from tests.support.network import free_port
@@ -352,4 +352,12 @@ def assert_error(response: ApiResponse, status: int, code: str | None = None) ->
     return body["error"]
 
 
-
+@pytest.fixture
+def review_api(api_config, review_table_name: str, serving_store, lambda_context, moto_endpoint: str):
+    """The API with this test's own review queue (a fresh table name per test keeps tests apart)."""
+    name = f"{review_table_name}-{uuid.uuid4().hex[:8]}"
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=REGION)
+    dynamodb.create_table(**REVIEW_TABLE.create_table_kwargs(name))
+    settings = dataclasses.replace(api_config, review=ReviewQueue(review_table=name, review_lease_seconds=60))
+    handler = lambda_handler_for(create_app(settings, services=services_for(settings, serving_store)))
+    return Api(handler, lambda_context, "rest_v1")

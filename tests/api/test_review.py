@@ -7,7 +7,6 @@ Real moto DynamoDB (the table as infra creates it, with its sparse indexes), rea
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import boto3
 import jwt
@@ -21,19 +20,6 @@ from tests.api.conftest import REGION, Api, Cognito, assert_error, services_for
 
 JSON = {"Content-Type": "application/json"}
 DOUBTFUL = ["card", "rate", "hello there", "my thing"]  # the tiny model is unsure of one-word texts
-
-
-@pytest.fixture
-def review_api(api_config, review_table_name: str, serving_store, lambda_context, moto_endpoint: str):
-    """The API with this test's own review queue (a fresh table name per test keeps tests apart)."""
-    name = f"{review_table_name}-{uuid.uuid4().hex[:8]}"
-    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=REGION)
-    from categorizer.contract.names import REVIEW_TABLE
-
-    dynamodb.create_table(**REVIEW_TABLE.create_table_kwargs(name))
-    settings = dataclasses.replace(api_config, review=ReviewQueue(review_table=name, review_lease_seconds=60))
-    handler = lambda_handler_for(create_app(settings, services=services_for(settings, serving_store)))
-    return Api(handler, lambda_context, "rest_v1")
 
 
 def _sub(token: str) -> str:
