@@ -139,3 +139,19 @@ def test_review_decisions_are_exported_like_corrections(stage: Stage, tmp_path: 
     held = [held_out_for_evaluation(r.prediction_id, 50) for r in review]
     half = plan_export(read_back, labels=LABELS, since=None, min_new=1, holdout_percent=50)
     assert len(half.evaluation) == sum(held)
+    assert half.summary()["evaluation_by_source"] == ({"review": sum(held)} if any(held) else {})
+    assert plan.summary()["train_by_source"] == {"review": 2}  # the export says what it trains on
+
+
+def test_the_summary_counts_items_by_where_they_came_from():
+    import dataclasses
+
+    from categorizer.adapters.feedback_table import FeedbackSource
+
+    api = feedback_record("api-1", "my card is late", "card_arrival", created_at="2026-11-01T10:00:00.000Z")
+    review = dataclasses.replace(feedback_record("review-1", "euros please", "exchange_rate",
+                                                 created_at="2026-11-02T10:00:00.000Z"),
+                                 source=FeedbackSource.REVIEW)
+    plan = plan_export([api, review], labels=LABELS, since=None, min_new=1, holdout_percent=0)
+    assert plan.summary()["train_by_source"] == {"api": 1, "review": 1}
+    assert plan.summary()["evaluation_by_source"] == {}

@@ -34,6 +34,7 @@ FEEDBACK_FILE = "feedback.jsonl"
 LABEL_MAP_FILE = "label_map.json"  # the `labels` channel: what model_build/sagemaker_entry.py reads
 CATALOGUE_SNAPSHOT_FILE = "catalogue.json"  # the catalogue this job was exported with (promote reads it)
 EXAMPLE_ID_PREFIX = "label-example:"
+EXAMPLE_SOURCE = "label_example"  # an example text of the catalogue, not a feedback item
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class FeedbackExample:
     text: str
     label: str
     created_at: str
+    source: str = EXAMPLE_SOURCE  # a FeedbackSource value (api, review) or a catalogue example
 
     def jsonl_row(self) -> str:
         # The shape model_build/sagemaker_entry.py reads from the feedback channel.
@@ -119,7 +121,8 @@ def usable_feedback(records: Sequence[FeedbackRecord], labels: Iterable[str],
         else:
             if label != sent:
                 mapped[f"{sent} -> {label}"] += 1
-            examples.append(FeedbackExample(record.prediction_id, text, label, record.created_at))
+            examples.append(FeedbackExample(record.prediction_id, text, label, record.created_at,
+                                            record.source.value))
     from_catalogue: Counter[str] = Counter()
     for entry in catalogue.labels:
         label = label_map(entry.name)
@@ -176,6 +179,9 @@ class ExportPlan:
             "usable": len(self.usable.examples),
             "train_items": len(self.train),
             "evaluation_items": len(self.evaluation),
+            # Where the items came from: API corrections, review decisions, catalogue examples.
+            "train_by_source": dict(sorted(Counter(e.source for e in self.train).items())),
+            "evaluation_by_source": dict(sorted(Counter(e.source for e in self.evaluation).items())),
             "new_items": self.new_items,
             "min_new_items": self.min_new,
             "since": self.since,
