@@ -3,8 +3,8 @@
 Faithfulness, on BANKING77 test texts (CC BY 4.0, Casanueva et al. 2020): for each text with at least 4 words,
 delete its top 3 explained words, and separately 3 random words of the same text (seeded), and score both
 with the served model. The explanation is faithful for that text when deleting its words lowers the predicted
-label's probability more than deleting the random ones. Cost: `classify([text])` alone against
-`classify([text])` + `explain(text)`, interleaved, one thread.
+label's probability more than deleting the random ones. Cost: `classify([text])` against
+`classify([text], explain=True)` (what the API runs), interleaved, one thread.
 
     .venv/bin/python bench/explain_faithfulness.py [--model artifacts/served/model] [--texts 500]
 Results: bench/results/<date>-explain-faithfulness.md (+ .json), and printed.
@@ -68,15 +68,14 @@ def main() -> int:
     timings: dict[str, list[float]] = {"classify": [], "classify + explain": []}
     for text in sample[:20]:
         classifier.classify([text])
-        classifier.explain(text)
+        classifier.classify([text], explain=True)
     for _ in range(3):
         for text in sample:
             start = time.perf_counter_ns()
             classifier.classify([text])
             timings["classify"].append((time.perf_counter_ns() - start) / 1e6)
             start = time.perf_counter_ns()
-            classifier.classify([text])
-            classifier.explain(text)
+            classifier.classify([text], explain=True)  # what the API and the CLI run
             timings["classify + explain"].append((time.perf_counter_ns() - start) / 1e6)
     loads.append(os.getloadavg()[0])
     p50 = {name: statistics.median(values) for name, values in timings.items()}
@@ -93,7 +92,7 @@ Model `{classifier.version}`; BANKING77 test texts with at least 4 words (CC BY 
   words of the same text in **{share:.1%}** of texts ({wins} of {len(texts)}; goal >= 85 %). Median margin
   (random minus explained probability) {statistics.median(margins):.3f}.
 - Cost, one thread, {len(sample)} texts x 3 interleaved rounds: `classify` p50 {p50['classify']:.2f} ms,
-  `classify` + `explain` p50 {p50['classify + explain']:.2f} ms: **{p50['classify + explain'] / p50['classify']:.1f}x**
+  `classify(explain=True)` p50 {p50['classify + explain']:.2f} ms: **{p50['classify + explain'] / p50['classify']:.1f}x**
   (goal <= 5x). With `explain` off the API runs no explanation code.
 """
     out = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-explain-faithfulness.md"

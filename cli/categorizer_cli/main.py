@@ -84,7 +84,7 @@ def run_classify(args: argparse.Namespace) -> int:
         return stack_commands.classify_remote(args.texts, top_k=args.top_k, outputs=args.outputs, as_json=args.json,
                                               explain=args.explain)
     classifier = Classifier.from_path(args.model or DEFAULT_MODEL)
-    results = classifier.classify(args.texts, top_k=args.top_k)
+    results = classifier.classify(args.texts, top_k=args.top_k, explain=args.explain)
     if args.json:
         print(json.dumps({"model_version": classifier.version,
                           "predictions": [asdict(r) | {"text": t} for t, r in zip(args.texts, results, strict=True)]},
@@ -99,7 +99,7 @@ def run_classify(args: argparse.Namespace) -> int:
         flags += " [truncated]" if result.truncated else ""
         alternatives = ", ".join(f"{s.label} {s.score:.2f}" for s in result.top_k[1:])
         print(f"{text!r}\n  -> {result.label} ({result.confidence:.2f}){flags}   also: {alternatives}")
-        why = classifier.explain(text) if args.explain else None
+        why = result.explanation
         if why:
             print(stack_commands.explanation_lines(
                 why.label, [(s.text, s.weight) for s in why.spans],

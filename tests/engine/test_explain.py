@@ -62,3 +62,21 @@ def test_blank_and_one_word_texts(engine: Classifier):
     assert engine.explain("   ") is None
     one = engine.explain("refund")
     assert [s.text for s in one.spans] == ["refund"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_classify_with_explain_gives_the_same_explanation_from_its_own_forward_pass(default_bundle, threads: int):
+    """The API path (classify(..., explain=True)) reuses the prediction's probabilities: same answer, one pass
+    less. Any batch, any order, any thread count: the explanation is the text's own."""
+    engine = Classifier.from_path(default_bundle, threads=threads)
+    batch = [*TEXTS, "  ", *reversed(TEXTS)]
+
+    results = engine.classify(batch, explain=True)
+
+    for text, result in zip(batch, results, strict=True):
+        if not text.strip():
+            assert not hasattr(result, "explanation")  # a TextError: nothing to explain
+            continue
+        assert result.explanation == engine.explain(text)
+        assert result == engine.classify([text], explain=True)[0]
+    assert all(p.explanation is None for p in engine.classify(TEXTS))  # off by default: no extra work

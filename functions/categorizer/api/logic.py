@@ -71,8 +71,9 @@ def new_prediction_id() -> str:
     return uuid.uuid4().hex
 
 
-def classify_texts(classifier: Classifier, texts: Sequence[str], *, top_k: int) -> list[IdentifiedPrediction]:
-    results = classifier.classify(texts, top_k=min(top_k, len(classifier.labels)))
+def classify_texts(classifier: Classifier, texts: Sequence[str], *, top_k: int,
+                   explain: bool = False) -> list[IdentifiedPrediction]:
+    results = classifier.classify(texts, top_k=min(top_k, len(classifier.labels)), explain=explain)
     errors = [{"index": index, "code": result.code, "message": result.message}
               for index, result in enumerate(results) if isinstance(result, TextError)]
     if errors:

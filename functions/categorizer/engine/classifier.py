@@ -18,12 +18,12 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from categorizer.engine.bundle import Bundle, load_bundle
 from categorizer.engine.explain import Explanation, locate, occluded_batch, top_spans, words_of
@@ -46,6 +46,7 @@ class Prediction:
     # passes the bundle's calibrated threshold (bundles without novelty statistics never flag).
     out_of_scope: bool = False
     novelty: float = 0.0
+    explanation: Explanation | None = None  # only when asked for (classify(..., explain=True))
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,11 @@ class Classifier:
                   out_of_scope_threshold: float | None = None) -> Classifier:
         return cls(load_bundle(path), threads=threads, out_of_scope_threshold=out_of_scope_threshold)
 
-    def classify(self, texts: Sequence[str], *, top_k: int = 3) -> list[Prediction | TextError]:
-        """One result per input, in input order. Bad items are TextError; they never fail the call."""
+    def classify(self, texts: Sequence[str], *, top_k: int = 3, explain: bool = False) -> list[Prediction | TextError]:
+        """One result per input, in input order. Bad items are TextError; they never fail the call.
+
+        `explain`: each prediction also carries its explanation (engine/explain.py), computed from the same
+        forward pass's probabilities, so explaining costs the occluded variants only."""
         results: list[Prediction | TextError | None] = [None] * len(texts)
         valid: list[tuple[int, str]] = []
         for index, text in enumerate(texts):
@@ -190,8 +194,14 @@ class Classifier:
                 for (index, _), enc in zip(valid, encodings, strict=True)
             ]
             top_k = max(1, min(top_k, len(self.labels)))
+            position = {index: at for at, (index, _) in enumerate(valid)}
             for item, (probs, novelty) in self._run_sorted(encoded):
-                results[item.index] = self._prediction(probs, novelty, top_k, item.truncated)
+                prediction = self._prediction(probs, novelty, top_k, item.truncated)
+                if explain:
+                    at = position[item.index]
+                    prediction = replace(prediction, explanation=self._explain(
+                        texts[item.index], valid[at][1], encodings[at], probs))
+                results[item.index] = prediction
         return results  # type: ignore[return-value]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
@@ -217,6 +227,10 @@ class Classifier:
             return None
         encoding = self._tokenizer.encode(normalized)
         probs, _ = run_one(self._session, encoding.ids)
+        return self._explain(text, normalized, encoding, probs)
+
+    def _explain(self, text: str, normalized: str, encoding: Encoding, probs: np.ndarray) -> Explanation:
+        """Occlusion over the words of one text whose own probabilities are `probs`."""
         order = np.argsort(-probs, kind="stable")
         label, runner_up = int(order[0]), (int(order[1]) if len(order) > 1 else None)
         words = words_of(encoding)

@@ -37,11 +37,9 @@ ERRORS = {
 async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: ClassifierDep,
                    review: ReviewQueueDep, settings: SettingsDep) -> ClassifyResponse:
     # async def + a synchronous engine call: no thread-pool hop; Lambda serves one request at a time.
-    items = logic.classify_texts(classifier, body.all_texts, top_k=body.top_k)
+    items = logic.classify_texts(classifier, body.all_texts, top_k=body.top_k, explain=body.explain)
     logic.queue_doubtful(body.all_texts, items, caller=caller, model_version=classifier.version, table=review,
                          settings=settings.review)
-    explanations = ([classifier.explain(text) for text in body.all_texts] if body.explain
-                    else [None] * len(items))
     return ClassifyResponse(
         model_version=classifier.version,
         predictions=[
@@ -54,9 +52,9 @@ async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: Cl
                 truncated=item.prediction.truncated,
                 out_of_scope=item.prediction.out_of_scope,
                 novelty=item.prediction.novelty,
-                explanation=spans_out(why.spans) if why else None,
+                explanation=spans_out(why.spans) if (why := item.prediction.explanation) else None,
                 explanation_runner_up=spans_out(why.runner_up_spans) if why else None,
             )
-            for item, why in zip(items, explanations, strict=True)
+            for item in items
         ],
     )
