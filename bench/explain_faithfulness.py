@@ -80,6 +80,7 @@ def main() -> int:
     loads.append(os.getloadavg()[0])
     p50 = {name: statistics.median(values) for name, values in timings.items()}
     share = wins / len(texts)
+    ratio = p50["classify + explain"] / p50["classify"]
     now = datetime.now(UTC)
     report = f"""# Explanation faithfulness and cost ({now:%Y-%m-%d %H:%M} UTC)
 
@@ -92,7 +93,7 @@ Model `{classifier.version}`; BANKING77 test texts with at least 4 words (CC BY 
   words of the same text in **{share:.1%}** of texts ({wins} of {len(texts)}; goal >= 85 %). Median margin
   (random minus explained probability) {statistics.median(margins):.3f}.
 - Cost, one thread, {len(sample)} texts x 3 interleaved rounds: `classify` p50 {p50['classify']:.2f} ms,
-  `classify(explain=True)` p50 {p50['classify + explain']:.2f} ms: **{p50['classify + explain'] / p50['classify']:.1f}x**
+  `classify(explain=True)` p50 {p50['classify + explain']:.2f} ms: **{ratio:.1f}x**
   (goal <= 5x). With `explain` off the API runs no explanation code.
 """
     out = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-explain-faithfulness.md"

@@ -79,3 +79,27 @@ def test_a_queue_outage_is_counted_and_the_file_still_succeeds(aws, lambda_conte
     assert manifest["status"] == "succeeded" and manifest["rows_classified"] == len(TEXTS)
     assert manifest["review_queue"]["queued"] == 0 and manifest["review_queue"]["failed"] > 0
     assert "ReviewQueueWriteFailures" in capsys.readouterr().out
+
+
+def test_a_fanned_out_file_queues_its_rows_within_the_same_per_file_cap(aws, lambda_context):
+    from categorizer.batch.fanout import chunk_review_cap
+    from categorizer.contract import FanOut
+    from tests.batch.test_fanout import _drain
+
+    aws.use(fanout=FanOut(fanout_bytes=2000, chunk_rows=200))  # 600 rows: three chunk tasks of 256
+    review = _use_queue(aws, table="review-fanout", cap=5)
+    texts = [f"{TEXTS[i % len(TEXTS)]} {i}" for i in range(600)]
+
+    aws.upload("ingest/big/doubts.csv", _csv(texts))
+    bodies = _drain(aws, lambda_context)
+
+    assert [b.get("categorizer_task") for b in bodies].count("chunk") == 3
+    manifest = aws.manifest("results/big/doubts.manifest.json")
+    items, _ = review.list_open(order=ReviewOrder.RECENT, limit=100)
+    assert manifest["chunks"] == 3 and manifest["needs_review"] > 5
+    assert manifest["review_queue"] == {"queued": 5, "failed": 0} and len(items) == 5
+    assert [chunk_review_cap(5, chunks=3, index=i) for i in (1, 2, 3)] == [2, 2, 1]
+    rows = sorted(item.source.row for item in items)
+    assert rows[-1] > 256  # later chunks queue their own rows, with the file's row numbers
+    assert all(texts[item.source.row - 1] == item.text and item.source.key == "ingest/big/doubts.csv"
+               for item in items)

@@ -47,6 +47,7 @@ from categorizer.files.pipeline import (
     open_items,
 )
 from categorizer.files.rows import InputRow
+from categorizer.review.queueing import DoubtfulRows, queue_for_review
 
 TASK_FIELD = "categorizer_task"
 CHUNK_TASK, JOIN_TASK = "chunk", "join"
@@ -184,11 +185,15 @@ def _run_chunk(job: _Job, index: int, deps: JobDependencies) -> JobOutcome:
                              text_columns=job.plan["text_columns"], model_version=classifier.version)
         results = objects.writer(job.bucket, _part_key(job.prefix, index, "results"), content_type=_PART_TYPE)
         errors = objects.writer(job.bucket, _part_key(job.prefix, index, "errors"), content_type=_PART_TYPE)
+        review = deps.settings.review
+        cap = chunk_review_cap(review.review_max_per_file, chunks=job.chunks, index=index) if deps.review else 0
+        doubtful = DoubtfulRows(cap=cap, bucket=job.event.bucket, key=job.event.key,
+                                model_version=classifier.version)
         try:
             with objects.open_read(job.bucket, _chunk_key(job.prefix, index)) as source:
                 writers = OutputWriters(job.layout, results, errors, part=True)
                 classify_items(decode_items(source), writers, classifier, summary=summary,
-                               batch_size=deps.batch_rows)
+                               batch_size=deps.batch_rows, on_result=doubtful.add)
                 writers.close()
             results.complete()
             errors.complete()
@@ -196,12 +201,20 @@ def _run_chunk(job: _Job, index: int, deps: JobDependencies) -> JobOutcome:
             results.abort()
             errors.abort()
             raise
+        # As the whole-file job does once the results are safe; the join sums the parts' counts.
+        queued = queue_for_review(deps.review, doubtful.candidates(), settings=review, cap=cap)
+        summary.review_queued, summary.review_queue_failed = queued.written, queued.failed
         objects.put(job.bucket, summary_key, json.dumps(summary.to_dict()).encode("utf-8"),
                     content_type="application/json")
     if job.all_chunks_done() and deps.tasks is not None:
         # Several chunk tasks may see this at once: the join is idempotent, so each may send one.
         deps.tasks.send([{TASK_FIELD: JOIN_TASK, "bucket": job.bucket, "prefix": job.prefix}])
     return JobOutcome(JobStatus.CHUNK_DONE, job.event.bucket, job.event.key, outputs=job.outputs, chunks=index)
+
+
+def chunk_review_cap(per_file: int, *, chunks: int, index: int) -> int:
+    """Chunk `index`'s share (1-based) of the file's review cap: the shares sum to the cap exactly."""
+    return per_file // chunks + (1 if index <= per_file % chunks else 0)
 
 
 def _parts(objects: S3Objects, bucket: str, keys: list[str]) -> Iterator[BinaryIO]:

@@ -120,6 +120,8 @@ class JobSummary:
         self.needs_review += other.needs_review
         self.out_of_scope += other.out_of_scope
         self.truncated += other.truncated
+        self.review_queued += other.review_queued
+        self.review_queue_failed += other.review_queue_failed
         self.counts.update(other.counts)
         self.rejected_by_reason.update(other.rejected_by_reason)
 
@@ -136,6 +138,8 @@ class JobSummary:
         for name in ("rows_in", "rows_classified", "rows_rejected", "needs_review", "truncated"):
             setattr(summary, name, int(data[name]))
         summary.out_of_scope = int(data.get("out_of_scope", 0))  # parts written before the column existed
+        queued = data.get("review_queue") or {}
+        summary.review_queued, summary.review_queue_failed = int(queued.get("queued", 0)), int(queued.get("failed", 0))
         summary.counts.update(data["counts"])
         summary.rejected_by_reason.update(data["rejected_by_reason"])
         return summary
