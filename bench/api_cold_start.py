@@ -99,8 +99,17 @@ def _setup(endpoint: str, bundle_tarball: Path, version: str) -> dict[str, str]:
             "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "bench",
             "MODEL_BUCKET": "bench-models", "CHAMPION_PARAMETER": "/categorizer/bench/champion",
             "FEEDBACK_TABLE": "bench-feedback", "INGEST_BUCKET": "bench-ingest", "RESULTS_BUCKET": "bench-results",
-            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "Categorizer",
-            "POWERTOOLS_LOG_LEVEL": "WARNING", "ONNX_THREADS": "1"}
+            "POWERTOOLS_METRICS_NAMESPACE": "Categorizer", "POWERTOOLS_LOG_LEVEL": "WARNING", "ONNX_THREADS": "1"}
+
+
+# What Lambda's environment tells the libraries. The X-Ray SDK checks LAMBDA_TASK_ROOT: in Lambda it samples
+# locally and sends segments to the daemon over UDP; elsewhere it builds two botocore X-Ray clients for central
+# sampling at import (~0.14 s here), which a Lambda cold start never pays. Tracing is active, as deployed.
+LAMBDA_ENV = {"LAMBDA_TASK_ROOT": str(ROOT / "functions"), "AWS_LAMBDA_FUNCTION_NAME": "categorizer-bench-api",
+              "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+              "_X_AMZN_TRACE_ID": "Root=1-6760a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"}
+# The earlier measurement's environment (outside Lambda, tracing off), kept as the peer: --compare-plain.
+PLAIN_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 def main() -> int:
@@ -111,6 +120,8 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="the child interpreter (default: this one)")
     parser.add_argument("--layer", type=Path, help="a built dependency layer (its python/ folder is used)")
     parser.add_argument("--runtime", type=Path, help="what the Lambda runtime provides (boto3, botocore, ...)")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="also time, interleaved, a child outside a Lambda-like environment (the old figure)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -129,16 +140,18 @@ def main() -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     loads = [os.getloadavg()[0]]
-    rounds: list[dict[str, float]] = []
+    modes = {"lambda": LAMBDA_ENV, **({"plain": PLAIN_ENV} if args.compare_plain else {})}
+    by_mode: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     try:
         env = _setup(f"http://127.0.0.1:{port}", tarball, version)
         # The function's code (and the local Lambda context stub); with --layer, only the layer's packages.
         paths = [ROOT / "functions", ROOT / "cli"]
         paths += [p for p in (args.layer and args.layer / "python", args.runtime) if p]
         command = [args.python, *(["-I"] if args.layer else []), __file__, "--child"]
-        for _ in range(args.rounds):
+        for _, mode in ((r, m) for r in range(args.rounds) for m in modes):
             with tempfile.TemporaryDirectory(prefix="cold-") as cache:
-                child_env = {**os.environ, **env, "MODEL_CACHE_DIR": cache,
+                base = {k: v for k, v in os.environ.items() if k not in LAMBDA_ENV and k not in PLAIN_ENV}
+                child_env = {**base, **env, **modes[mode], "MODEL_CACHE_DIR": cache,
                              "BENCH_PATH": os.pathsep.join(map(str, paths))}
                 launched = time.perf_counter()
                 # Launch to the answer line: the process's exit (interpreter teardown) is not cold start.
@@ -155,33 +168,41 @@ def main() -> int:
             timings = json.loads(line[len("BENCH "):])
             timings["python start"] = total - timings["in process"]
             timings["whole (launch to answer)"] = total
-            rounds.append(timings)
+            by_mode[mode].append(timings)
             loads.append(os.getloadavg()[0])
     finally:
         server.stop()
 
     rows = [*PHASES, "whole (launch to answer)"]
-    medians = {row: statistics.median(r.get(row, 0.0) for r in rounds) for row in rows}
+    medians_by = {mode: {row: statistics.median(r.get(row, 0.0) for r in by_mode[mode]) for row in rows}
+                  for mode in modes}
+    medians = medians_by["lambda"]
+    plain = medians_by.get("plain")
     now = datetime.now(UTC)
     lines = [
         f"# API function cold start on the local stack ({now:%Y-%m-%d %H:%M} UTC)", "",
         f"Command: `.venv/bin/python bench/api_cold_start.py --model {args.model} --rounds {args.rounds}"
-        + (f" --python {args.python} --layer {args.layer} --runtime {args.runtime}" if args.layer else "") + "`", "",
+        + (f" --python {args.python} --layer {args.layer} --runtime {args.runtime}" if args.layer else "")
+        + (" --compare-plain" if args.compare_plain else "") + "`", "",
         f"Child: `{args.python}`" + (" -I, only the Lambda layer's packages and the runtime's boto3 on its path"
                                      if args.layer else ", this virtualenv") + ".", "",
         f"Model `{version}` ({manifest.get('labels')} labels), downloaded from moto S3 on loopback. Machine: "
         f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; 1-minute "
         f"load average {min(loads):.1f}-{max(loads):.1f} during the run. Medians of {args.rounds} fresh "
         "processes (warm page cache: Lambda's cold start also reads its code from a warm-ish cache).", "",
-        "| phase | median s | share |", "|---|---:|---:|",
+        "Environment: Lambda's (LAMBDA_TASK_ROOT, a trace header, X-Ray tracing active as deployed)"
+        + ("; `plain` = the same child outside a Lambda-like environment with tracing off, interleaved round by "
+           "round" if plain else "") + ".", "",
+        "| phase | median s | share |" + (" plain median s |" if plain else ""),
+        "|---|---:|---:|" + ("---:|" if plain else ""),
         *[f"| {row} | {medians[row]:.3f} | {medians[row] / medians['whole (launch to answer)']:.0%} |"
-          for row in rows], "",
+          + (f" {plain[row]:.3f} |" if plain else "") for row in rows], "",
         f"Goal (issue 18): whole <= 1.0 s -> **{'met' if medians['whole (launch to answer)'] <= 1.0 else 'not met'}**.",
     ]
     report = "\n".join(lines) + "\n"
     out_md = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-api-cold-start.md"
     out_md.write_text(report, encoding="utf-8")
-    out_md.with_suffix(".json").write_text(json.dumps({"rounds": rounds, "medians": medians, "load": loads,
+    out_md.with_suffix(".json").write_text(json.dumps({"rounds": by_mode, "medians": medians_by, "load": loads,
                                                        "model": version}, indent=1), encoding="utf-8")
     print(report)
     print(f"written: {out_md}")
