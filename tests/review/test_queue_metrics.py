@@ -136,3 +136,32 @@ def test_a_queue_that_cannot_be_read_is_logged_and_counted_and_the_next_tick_run
 def test_the_function_refuses_to_start_without_a_review_table():
     with pytest.raises(SettingsError, match="REVIEW_TABLE"):
         ReviewQueueMetricsSettings.from_env({"STAGE": "dev"})
+
+
+def test_the_local_stack_measures_the_queue_on_its_schedule_with_the_functions_own_wiring(tmp_path):
+    """Schedules never fire on the emulator: the local event pump invokes the handler itself. Here with the
+    function's real dependencies (built from the dev environment the tests run with) on a moto table."""
+    from categorizer_cli.local.pump import EventPump
+    from infra import config as infra
+    from tests.support.settings import NAMES, STAGE
+
+    review_queue_metrics.dependencies.reset()
+    lines: list[str] = []
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(**REVIEW_TABLE.create_table_kwargs(NAMES.review_table))
+        Queue(ReviewTable(NAMES.review_table, dynamodb)).add("waiting", hours_ago=0)
+        boto3.client("sqs", region_name=REGION).create_queue(QueueName=NAMES.ingest_queue)
+        pump = EventPump(endpoint=None, stage=infra.load_stage(STAGE), names=NAMES, state_file=tmp_path / "pump.json",
+                         log=lines.append)
+
+        first = pump.measure_review_queue_if_due()
+        again = pump.measure_review_queue_if_due()  # within review_metrics_schedule: not due
+        pump.last_review_metrics -= pump.review_metrics_every
+        later = pump.measure_review_queue_if_due()
+    review_queue_metrics.dependencies.reset()
+
+    assert first is not None and later is not None and again is None
+    assert (first["status"], first["depth"]) == (later["status"], later["depth"]) == ("measured", 1)
+    assert pump.review_metrics_every == 300
+    assert len([line for line in lines if line.startswith("schedule: review-queue-metrics answered")]) == 2
