@@ -37,6 +37,7 @@ from categorizer.contract.names import (  # noqa: F401 - re-exported for the con
     RESOURCE_SERVER_ID,
     RESULTS_PREFIX,
     RESULTS_WORK_PREFIX,
+    REVIEW_OPEN_BY_TIME,
     REVIEW_SCOPE,
     REVIEW_SCOPE_NAME,
     REVIEW_TABLE,
@@ -57,6 +58,7 @@ from categorizer.contract.settings import (
     ModelSource,
     PromoteSettings,
     ReviewQueue,
+    ReviewQueueMetricsSettings,
     StartTrainingSettings,
 )
 
@@ -69,6 +71,7 @@ class FunctionName(StrEnum):
     BATCH = "batch"
     START_TRAINING = "start_training"
     PROMOTE = "promote"
+    REVIEW_QUEUE_METRICS = "review_queue_metrics"
 
 
 HANDLERS: dict[FunctionName, str] = {
@@ -76,6 +79,7 @@ HANDLERS: dict[FunctionName, str] = {
     FunctionName.BATCH: "categorizer.handlers.batch.handler",
     FunctionName.START_TRAINING: "categorizer.handlers.start_training.handler",
     FunctionName.PROMOTE: "categorizer.handlers.promote.handler",
+    FunctionName.REVIEW_QUEUE_METRICS: "categorizer.handlers.review_queue_metrics.handler",
 }
 
 
@@ -109,6 +113,9 @@ class AlarmThresholds:
     out_of_scope_share: float
     feedback_disagreement_rate: float
     promotions_rejected_in_a_row: int
+    # The oldest open review item has waited this long: nobody works the queue (items expire after
+    # REVIEW_TTL_DAYS, undecided). Hours, compared with ReviewQueueOldestItemAge (seconds).
+    review_oldest_item_alarm_hours: float = 72
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,12 +141,16 @@ class StageConfig:
     training_function: FunctionSizing = FunctionSizing(memory_mb=512, timeout_seconds=300)
     promote_function: FunctionSizing = FunctionSizing(memory_mb=3008, timeout_seconds=900,
                                                           ephemeral_storage_mb=2048)
+    # Two Query calls every tick: the count and the oldest open item of the review queue.
+    review_metrics_function: FunctionSizing = FunctionSizing(memory_mb=256, timeout_seconds=60)
     # Batch queue
     batch_size: int = 1  # one file per invocation: a file is the unit of work and of failure
     batch_max_concurrency: int = 2
     max_receive_count: int = 3  # receives before a message goes to the DLQ
     fanout: FanOut = field(default_factory=FanOut)  # chunk fan-out of large files (docs/batch.md)
     review: ReviewQueue = field(default_factory=ReviewQueue)  # the review queue (its table name is set per stage)
+    # How often the review queue's depth and oldest item age are measured (always on; the local stack too).
+    review_metrics_schedule: str = "rate(5 minutes)"
     dlq_retention_days: int = 14
     # Buckets
     ingest_expiration_days: int
@@ -432,10 +443,12 @@ def function_sizing(stage: StageConfig, function: FunctionName) -> FunctionSizin
         FunctionName.BATCH: stage.batch_function,
         FunctionName.START_TRAINING: stage.training_function,
         FunctionName.PROMOTE: stage.promote_function,
+        FunctionName.REVIEW_QUEUE_METRICS: stage.review_metrics_function,
     }[function]
 
 
-FunctionSettings = ApiSettings | BatchSettings | StartTrainingSettings | PromoteSettings
+FunctionSettings = (ApiSettings | BatchSettings | StartTrainingSettings | PromoteSettings
+                    | ReviewQueueMetricsSettings)
 
 
 def function_settings(function: FunctionName, *, stage: StageConfig, names: ResourceNames,
@@ -460,6 +473,8 @@ def function_settings(function: FunctionName, *, stage: StageConfig, names: Reso
         return BatchSettings(**common, model=model, results_bucket=names.results_bucket,
                              batch_queue_url=inputs.batch_queue_url, fanout=stage.fanout, review=review,
                              **inputs.overrides)
+    if function is FunctionName.REVIEW_QUEUE_METRICS:
+        return ReviewQueueMetricsSettings(**common, review=review, **inputs.overrides)
     registry = {"model_bucket": names.model_bucket, "champion_parameter": names.champion_parameter,
                 "feedback_table": names.feedback_table, "training_job_prefix": names.training_job_prefix,
                 "onnx_threads": threads, "learning": stage.learning}

@@ -16,6 +16,7 @@ from infra.components.learning_loop import LearningLoopTriggers, TrainingResourc
 from infra.components.model_registry import ModelRegistry
 from infra.components.monitoring import Monitoring, WatchedQueue
 from infra.components.nag import acknowledge, acknowledge_iam5_resources, arn_token
+from infra.components.review_queue import ReviewQueueMetricsSchedule
 from infra.components.service_function import ServiceFunction
 from infra.components.storage import (
     READ_OBJECT_ACTIONS,
@@ -72,6 +73,7 @@ class CategorizerStack(cdk.Stack):
             FunctionName.BATCH: "Classifies files dropped under ingest/ (SQS event source)",
             FunctionName.START_TRAINING: "Exports feedback and starts a SageMaker training job",
             FunctionName.PROMOTE: "Evaluates a finished training job and promotes or rejects it",
+            FunctionName.REVIEW_QUEUE_METRICS: "Publishes the review queue's depth and oldest open item's age",
         }
         functions = {
             name: ServiceFunction(
@@ -84,6 +86,7 @@ class CategorizerStack(cdk.Stack):
         }
         api_fn, batch_fn = functions[FunctionName.API], functions[FunctionName.BATCH]
         start_fn, promote_fn = functions[FunctionName.START_TRAINING], functions[FunctionName.PROMOTE]
+        review_metrics_fn = functions[FunctionName.REVIEW_QUEUE_METRICS]
 
         # --- API ------------------------------------------------------------------------------------------
         api = ClassificationApi(self, "Api", handler=api_fn.function, user_pool=identity.user_pool, stage=stage,
@@ -146,6 +149,12 @@ class CategorizerStack(cdk.Stack):
         registry.grant_write(promote_fn.role, config.MODELS_PREFIX, config.DECISIONS_PREFIX, config.LABELS_PREFIX)
         registry.grant_set_champion(promote_fn.role)
         training.grant_describe_jobs(promote_fn.role)
+
+        # --- Review queue health ----------------------------------------------------------------------------
+        ReviewQueueMetricsSchedule(self, "ReviewQueueMetrics", names=names, stage=stage,
+                                   function=review_metrics_fn.function)
+        # Counts the open index and reads its oldest item: Query on that one index, nothing on the table.
+        tables.review.grant(review_metrics_fn.role, "Query", indexes=[config.REVIEW_OPEN_BY_TIME])
 
         # --- Monitoring -----------------------------------------------------------------------------------
         monitoring = Monitoring(

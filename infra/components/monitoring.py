@@ -130,6 +130,24 @@ class Monitoring(Construct):
                     runbook="Predictions that need review were not queued (classifications were answered). "
                             "Search the API and batch logs for 'review queue writes failed': the review table's "
                             "throttling, permissions or existence.")
+        # Nobody works the review queue: its oldest open item (ReviewQueueOldestItemAge, published every few
+        # minutes by review-queue-metrics) has waited longer than the stage allows.
+        self._alarm("ReviewQueueOldestItemAge",
+                    self._metric(MetricName.REVIEW_QUEUE_OLDEST_ITEM_AGE, period=FIVE_MINUTES, statistic="Maximum"),
+                    threshold=thresholds.review_oldest_item_alarm_hours * 3600, periods=2, datapoints=2,
+                    runbook=f"An open review item has waited over {thresholds.review_oldest_item_alarm_hours:g} h "
+                            "and items expire undecided after REVIEW_TTL_DAYS. Check ReviewQueueDepth on the "
+                            "dashboard and the console's Review page: assign reviewers (Cognito group "
+                            "'reviewers'), or lower the inflow (REVIEW_MAX_PER_FILE / REVIEW_MAX_PER_REQUEST); "
+                            "docs/deploy.md, 'The review queue alarm'.")
+        # The health signal itself is blind: three ticks in a row could not read the review table.
+        self._alarm("ReviewQueueReadFailures",
+                    self._metric(MetricName.REVIEW_QUEUE_READ_FAILURES, period=FIVE_MINUTES),
+                    threshold=1, periods=3, datapoints=3,
+                    runbook="The review-queue-metrics function cannot read the review table, so the queue's "
+                            "depth and age are not measured (and their alarm cannot fire). Search its logs for "
+                            "'review queue not measured': throttling, permissions (dynamodb:Query on the "
+                            "open-by-time index) or a missing table.")
         # Whole-file failures are reports, not retries; this counts the retried ones (S3/SQS errors, the model
         # not loading), which become DLQ messages after max_receive_count.
         self._alarm("FileTransientFailures",
@@ -279,5 +297,17 @@ class Monitoring(Construct):
                 self._metric(MetricName.REVIEW_DECISIONS, period=ONE_HOUR),
                 self._metric(MetricName.REVIEW_QUEUE_WRITE_FAILURES, period=ONE_HOUR)],
                 right=[self._metric(MetricName.REVIEW_AGREEMENT, period=ONE_HOUR, statistic="Average")]),
+        )
+        # The queue's health beside it: gauges (Maximum per 5 minutes) do not share an axis with hourly sums.
+        oldest_hours = cw.MathExpression(
+            expression="age / 3600", label="oldest open item (hours)", period=FIVE_MINUTES,
+            using_metrics={"age": self._metric(MetricName.REVIEW_QUEUE_OLDEST_ITEM_AGE, period=FIVE_MINUTES,
+                                               statistic="Maximum")})
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Review queue: open items and oldest open item (hours)", width=8, left=[
+                self._metric(MetricName.REVIEW_QUEUE_DEPTH, period=FIVE_MINUTES, statistic="Maximum")],
+                right=[oldest_hours],
+                right_annotations=[cw.HorizontalAnnotation(
+                    value=self._stage.alarms.review_oldest_item_alarm_hours, label="alarm")]),
         )
         return dashboard

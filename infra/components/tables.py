@@ -9,7 +9,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from categorizer.contract.names import KeyAttribute
+from categorizer.contract.names import IndexShape, KeyAttribute
 from infra.config import TableSpec
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
@@ -45,9 +45,15 @@ class Table(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain else cdk.RemovalPolicy.DESTROY,
         )
 
-    def grant(self, grantee: iam.IGrantable, *actions: str, indexes: bool = False) -> None:
-        """Exact DynamoDB actions on this table (`indexes`: on each of its indexes, named, e.g. a Query)."""
-        resources = ([f"{self.table.table_arn}/index/{index.name}" for index in self.spec.shape.indexes] if indexes
+    def grant(self, grantee: iam.IGrantable, *actions: str, indexes: bool | Sequence[IndexShape] = False) -> None:
+        """Exact DynamoDB actions on this table, or (`indexes`) on its indexes, named, e.g. a Query: True for each
+        of them, or only those given."""
+        if indexes is True:
+            indexes = self.spec.shape.indexes
+        for index in indexes or ():
+            if index not in self.spec.shape.indexes:
+                raise ValueError(f"{self.spec.name} has no index {index.name!r}")
+        resources = ([f"{self.table.table_arn}/index/{index.name}" for index in indexes] if indexes
                      else [self.table.table_arn])
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=[f"dynamodb:{action}" for action in actions], resources=resources,

@@ -11,12 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from categorizer.contract import ApiSettings, BatchSettings, PromoteSettings, SettingsError, StartTrainingSettings
+from categorizer.contract import (
+    ApiSettings,
+    BatchSettings,
+    PromoteSettings,
+    ReviewQueueMetricsSettings,
+    SettingsError,
+    StartTrainingSettings,
+)
 from infra import config
 from infra.config import FunctionName
 
 SETTINGS_CLASSES = {FunctionName.API: ApiSettings, FunctionName.BATCH: BatchSettings,
-                    FunctionName.START_TRAINING: StartTrainingSettings, FunctionName.PROMOTE: PromoteSettings}
+                    FunctionName.START_TRAINING: StartTrainingSettings, FunctionName.PROMOTE: PromoteSettings,
+                    FunctionName.REVIEW_QUEUE_METRICS: ReviewQueueMetricsSettings}
+# Per function: a variable it cannot start without (with any alternative it has), and a number it parses.
+REQUIRED_AND_NUMERIC = {**dict.fromkeys(SETTINGS_CLASSES, ({"CHAMPION_PARAMETER", "MODEL_DIR"}, "ONNX_THREADS")),
+                        FunctionName.REVIEW_QUEUE_METRICS: ({"REVIEW_TABLE"}, "REVIEW_DEPTH_MAX_PAGES")}
 
 
 def _inputs() -> config.EnvironmentInputs:
@@ -56,10 +67,11 @@ def test_a_missing_or_malformed_variable_stops_the_function_naming_it(function):
                                       names=config.resource_names("dev", account="1", region="us-east-1"),
                                       inputs=_inputs())
     settings_class = SETTINGS_CLASSES[function]
-    with pytest.raises(SettingsError, match="CHAMPION_PARAMETER"):
-        settings_class.from_env({k: v for k, v in env.items() if k not in {"CHAMPION_PARAMETER", "MODEL_DIR"}})
-    with pytest.raises(SettingsError, match=r"ONNX_THREADS='two' is malformed"):
-        settings_class.from_env({**env, "ONNX_THREADS": "two"})
+    required, numeric = REQUIRED_AND_NUMERIC[function]
+    with pytest.raises(SettingsError, match=sorted(required)[0]):
+        settings_class.from_env({k: v for k, v in env.items() if k not in required})
+    with pytest.raises(SettingsError, match=rf"{numeric}='two' is malformed"):
+        settings_class.from_env({**env, numeric: "two"})
 
 
 def test_the_handler_module_fails_at_import_with_one_clear_message():
@@ -186,9 +198,10 @@ def test_bucket_names_are_valid_s3_names_for_a_real_account():
 
 def test_every_metric_is_emitted_through_a_handler_table_or_the_api():
     """Monitoring and the functions share MetricName; every name is emitted somewhere (no dead chart)."""
-    from categorizer.handlers import batch, promote, start_training
+    from categorizer.handlers import batch, promote, review_queue_metrics, start_training
 
-    emitted = {*filter(None, batch.METRIC_BY_STATUS.values()), *filter(None, promote.METRIC_BY_STATUS.values()),
+    emitted = {*(name for names in review_queue_metrics.METRICS_BY_STATUS.values() for name in names),
+               *filter(None, batch.METRIC_BY_STATUS.values()), *filter(None, promote.METRIC_BY_STATUS.values()),
                *filter(None, start_training.METRIC_BY_STATUS.values()), config.MetricName.ROWS_CLASSIFIED,
                config.MetricName.ROWS_REJECTED, config.MetricName.OUT_OF_SCOPE_PREDICTIONS,
                config.MetricName.FILE_TRANSIENT_FAILURES, config.MetricName.CONSECUTIVE_REJECTIONS,
@@ -197,3 +210,18 @@ def test_every_metric_is_emitted_through_a_handler_table_or_the_api():
     source = "".join((functions / path).read_text() for path in ("api/logic.py", "review/decisions.py"))
     emitted |= {m for m in config.MetricName if f"MetricName.{m.name}" in source}
     assert emitted == set(config.MetricName)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod", "local"])
+def test_review_queue_metrics_measure_the_stage_queue_often_and_load_no_model(stage):
+    from categorizer_cli.local.pump import rate_seconds
+
+    settings = config.load_stage(stage)
+    names = config.resource_names(stage, account="1", region="us-east-1")
+    env = config.function_environment(FunctionName.REVIEW_QUEUE_METRICS, stage=settings, names=names)
+    assert env["REVIEW_TABLE"] == names.review_table
+    assert not {k for k in env if k.startswith(("MODEL_", "ONNX_", "CHAMPION_"))}
+    # A rate the local stack can fire too, well inside the alarm's window.
+    assert 60 <= rate_seconds(settings.review_metrics_schedule) <= 900
+    assert settings.review_metrics_schedule == "rate(5 minutes)"
+    assert settings.alarms.review_oldest_item_alarm_hours == 72

@@ -18,7 +18,8 @@ STAGES = ("dev", "prod")
 LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 FUNCTION_PREFIX = {FunctionName.API: "ApiFunction", FunctionName.BATCH: "BatchFunction",
-                   FunctionName.START_TRAINING: "StartTrainingFunction", FunctionName.PROMOTE: "PromoteFunction"}
+                   FunctionName.START_TRAINING: "StartTrainingFunction", FunctionName.PROMOTE: "PromoteFunction",
+                   FunctionName.REVIEW_QUEUE_METRICS: "ReviewQueueMetricsFunction"}
 
 
 def _api_paths(resources: dict[str, dict]) -> dict[str, str]:
@@ -38,7 +39,7 @@ def _api_paths(resources: dict[str, dict]) -> dict[str, str]:
 
 
 def _our_functions(synthesized, stage: str) -> dict[str, dict]:
-    """The four functions (CDK's own custom-resource providers, e.g. dev's bucket emptier, left out)."""
+    """Our functions (CDK's own custom-resource providers, e.g. dev's bucket emptier, left out)."""
     return {k: r for k, r in synthesized.resources(stage, "AWS::Lambda::Function").items()
             if str(r["Properties"].get("FunctionName", "")).startswith(f"categorizer-{stage}-")}
 
@@ -312,6 +313,9 @@ def _expected_grants(resources: dict[str, dict], function: FunctionName) -> set[
             # Chunk fan-out: send tasks to its own queue, delete only its work folder.
             ("sqs:SendMessage", queue), ("s3:DeleteObject", f"{results}/{config.RESULTS_WORK_PREFIX}*"),
             ("dynamodb:UpdateItem", review)}  # rows that need review go to the review queue
+    if function is FunctionName.REVIEW_QUEUE_METRICS:
+        # Counts the open items and reads the oldest: Query on the one index it uses, nothing on the table.
+        return common | {("dynamodb:Query", f"{review}/index/{config.REVIEW_OPEN_BY_TIME.name}")}
     failures = logical_id(resources, "LearningLoopFailures", "AWS::SQS::Queue") + ".Arn"
     send_failures = {(f"sqs:{a}", failures) for a in ("SendMessage", "GetQueueAttributes", "GetQueueUrl")}
     jobs = jobs.format(stage=stage)
@@ -586,7 +590,10 @@ def test_function_sizing_and_onnx_threads_follow_the_stage_config(synthesized, s
         assert props["EphemeralStorage"] == {"Size": sizing.ephemeral_storage_mb}
         assert props.get("ReservedConcurrentExecutions") == sizing.reserved_concurrency
         variables = props["Environment"]["Variables"]
-        assert variables["ONNX_THREADS"] == str(config.onnx_threads_for(sizing.memory_mb))
+        if function is FunctionName.REVIEW_QUEUE_METRICS:  # no model: no ONNX threads to size
+            assert "ONNX_THREADS" not in variables
+        else:
+            assert variables["ONNX_THREADS"] == str(config.onnx_threads_for(sizing.memory_mb))
         assert variables["STAGE"] == stage
         assert variables["POWERTOOLS_SERVICE_NAME"] == config.service_name(stage)
 
@@ -599,15 +606,24 @@ def test_asynchronously_invoked_functions_have_an_on_failure_destination(synthes
                for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
     invoked_by_events = {render(t["Arn"]).removesuffix(".Arn") for r in resources.values()
                          if r["Type"] == "AWS::Events::Rule" for t in r["Properties"]["Targets"]}
-    assert invoked_by_events == {logical_id(resources, "StartTrainingFunction", "AWS::Lambda::Function"),
-                                 logical_id(resources, "PromoteFunction", "AWS::Lambda::Function")}
-    for function_id in invoked_by_events:
+    learning_loop = {logical_id(resources, "StartTrainingFunction", "AWS::Lambda::Function"),
+                     logical_id(resources, "PromoteFunction", "AWS::Lambda::Function")}
+    review_metrics = logical_id(resources, "ReviewQueueMetricsFunction", "AWS::Lambda::Function")
+    assert invoked_by_events == learning_loop | {review_metrics}
+    for function_id in learning_loop:
         assert configs[function_id]["DestinationConfig"] == {
             "OnFailure": {"Destination": {"Fn::GetAtt": [failures, "Arn"]}}}
         assert configs[function_id]["MaximumRetryAttempts"] == 2
+    # A review-queue measurement is superseded by the next tick: no retries, no failure queue (alarms instead).
+    assert "DestinationConfig" not in configs[review_metrics]
+    assert configs[review_metrics]["MaximumRetryAttempts"] == 0
     for rule in synthesized.resources(stage, "AWS::Events::Rule").values():
         (target,) = rule["Properties"]["Targets"]
-        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [failures, "Arn"]}}
+        if render(target["Arn"]).removesuffix(".Arn") == review_metrics:
+            assert "DeadLetterConfig" not in target
+            assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+        else:
+            assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [failures, "Arn"]}}
 
 
 # --- Learning loop -----------------------------------------------------------------------------------------
@@ -636,7 +652,7 @@ def test_retraining_schedule_and_job_state_rule(synthesized, stage):
 def test_schedule_is_off_in_dev_and_on_in_prod(synthesized):
     def schedule_state(stage: str) -> str:
         (rule,) = [r for r in synthesized.resources(stage, "AWS::Events::Rule").values()
-                   if "ScheduleExpression" in r["Properties"]]
+                   if r["Properties"].get("Name") == f"categorizer-{stage}-retrain"]
         return rule["Properties"]["State"]
 
     assert (schedule_state("dev"), schedule_state("prod")) == ("DISABLED", "ENABLED")
@@ -671,8 +687,10 @@ def test_start_training_gets_everything_a_job_request_needs(synthesized, stage):
 EXPECTED_ALARMS = {
     "Api5xxRate", "ApiLatencyP99", "IngestDlqMessages", "LearningLoopFailuresMessages", "RejectedRowRatio",
     "TrainingJobFailed", "PromotionRejectedRepeatedly", "LowConfidenceShare", "FeedbackDisagreementRate",
-    "FileTransientFailures", "OutOfScopeShare", "ReviewQueueWriteFailures",
-    *(f"{name}{kind}" for name in ("Api", "Batch", "StartTraining", "Promote") for kind in ("Errors", "Throttles")),
+    "FileTransientFailures", "OutOfScopeShare", "ReviewQueueWriteFailures", "ReviewQueueOldestItemAge",
+    "ReviewQueueReadFailures",
+    *(f"{name}{kind}" for name in ("Api", "Batch", "StartTraining", "Promote", "ReviewQueueMetrics")
+      for kind in ("Errors", "Throttles")),
 }
 
 
@@ -738,7 +756,8 @@ def test_custom_metric_alarms_read_the_functions_namespace_and_service_dimension
                 seen.add(metric["MetricName"])
     assert seen == {"RowsClassified", "RowsRejected", "TrainingJobsFailed", "ConsecutivePromotionRejections",
                     "Predictions", "LowConfidencePredictions", "FeedbackDisagreement", "FileTransientFailures",
-                    "OutOfScopePredictions", "ReviewQueueWriteFailures"}
+                    "OutOfScopePredictions", "ReviewQueueWriteFailures", "ReviewQueueOldestItemAge",
+                    "ReviewQueueReadFailures"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -751,6 +770,32 @@ def test_transient_batch_failures_alarm_on_the_first_one(synthesized, stage):
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1)
     assert "DLQ" in alarm["AlarmDescription"] and "file job failed" in alarm["AlarmDescription"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_review_queue_is_measured_on_its_schedule_and_its_oldest_item_is_alarmed(synthesized, stage):
+    settings = config.load_stage(stage)
+    resources = synthesized.templates[stage]["Resources"]
+    function = logical_id(resources, "ReviewQueueMetricsFunction", "AWS::Lambda::Function")
+    (rule,) = [r["Properties"] for r in synthesized.resources(stage, "AWS::Events::Rule").values()
+               if r["Properties"].get("Name") == f"categorizer-{stage}-review-queue-metrics"]
+    assert rule["ScheduleExpression"] == settings.review_metrics_schedule and rule["State"] == "ENABLED"
+    assert [render(t["Arn"]) for t in rule["Targets"]] == [f"{function}.Arn"]
+    props = resources[function]["Properties"]
+    assert props["Handler"] == "categorizer.handlers.review_queue_metrics.handler"
+    assert props["Environment"]["Variables"]["REVIEW_TABLE"] == f"categorizer-{stage}-review"
+    (alarm,) = [r["Properties"] for r in synthesized.resources(stage, "AWS::CloudWatch::Alarm").values()
+                if r["Properties"]["AlarmName"] == f"categorizer-{stage}-ReviewQueueOldestItemAge"]
+    # The name the handler emits, its worst value per 5 minutes, over the stage's hours (in seconds).
+    assert alarm["MetricName"] == config.MetricName.REVIEW_QUEUE_OLDEST_ITEM_AGE == "ReviewQueueOldestItemAge"
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Period"]) == (config.METRICS_NAMESPACE, "Maximum", 300)
+    assert alarm["Threshold"] == settings.alarms.review_oldest_item_alarm_hours * 3600
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "docs/deploy.md" in alarm["AlarmDescription"] and "reviewers" in alarm["AlarmDescription"]
+    (dashboard,) = synthesized.resources(stage, "AWS::CloudWatch::Dashboard").values()
+    body = render(dashboard["Properties"]["DashboardBody"])
+    assert "Review queue: open items and oldest open item (hours)" in body
+    assert '"ReviewQueueDepth"' in body and '"ReviewQueueOldestItemAge"' in body
 
 
 @pytest.mark.parametrize("stage", STAGES)

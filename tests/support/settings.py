@@ -1,6 +1,6 @@
 """Settings for tests, built through the contract and infra/config.py like every other caller.
 
-`function_environment_for_tests()` is the environment the four handler modules read at import (tests then
+`function_environment_for_tests()` is the environment the handler modules read at import (tests then
 replace each function's dependencies through its own `services`/`dependencies` holder, or build an app with
 `create_app(settings)`); the builders below give one function's typed settings for a test's own resources.
 """
@@ -35,7 +35,7 @@ INPUTS = infra.EnvironmentInputs(
 
 
 def function_environment_for_tests() -> dict[str, str]:
-    """The dev stage's four function environments, merged (the names never clash), as infra writes them."""
+    """The dev stage's function environments, merged (the names never clash), as infra writes them."""
     env: dict[str, str] = {}
     for function in infra.FunctionName:
         env |= infra.function_environment(function, stage=infra.load_stage(STAGE), names=NAMES, inputs=INPUTS)

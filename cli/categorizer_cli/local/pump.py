@@ -4,7 +4,8 @@
   the SQS event Lambda would send; deletes the messages it did not report as failed (as Lambda does),
   so failed ones come back after the visibility timeout and reach the DLQ after maxReceiveCount.
 - Fires the retraining schedule (the stage's `rate(...)`) by invoking the start-training handler with an
-  EventBridge Scheduled Event.
+  EventBridge Scheduled Event, and the review-queue-metrics schedule (`review_metrics_schedule`) the same way
+  (its EMF lines land in the stack's log).
 - Runs each new training job for real (the emulator marks jobs Completed and never runs them) and hands
   the resulting state-change event to the promote handler.
 """
@@ -73,6 +74,8 @@ class EventPump(threading.Thread):
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url,
                                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.schedule_every = rate_seconds(stage.retrain_schedule)
+        self.review_metrics_every = rate_seconds(stage.review_metrics_schedule)
+        self.last_review_metrics: float | None = None  # monotonic; None: measure on the first pass
         self.state = self._load_state()
         self.busy = threading.Lock()  # one pump step at a time (CLI `retrain` takes it too)
 
@@ -81,7 +84,8 @@ class EventPump(threading.Thread):
         last_snapshot = time.monotonic()
         last_errors: dict[str, str] = {}
         while not self.stopping.is_set():
-            for step in (self.pump_ingest_queue, self.fire_schedule_if_due, self.run_new_training_jobs):
+            for step in (self.pump_ingest_queue, self.fire_schedule_if_due, self.measure_review_queue_if_due,
+                         self.run_new_training_jobs):
                 try:
                     with self.busy:
                         step()
@@ -138,6 +142,21 @@ class EventPump(threading.Thread):
         result = start_training(scheduled_event(rule_arn, datetime.now(UTC)), context)
         self._save_state(last_schedule=now)
         self.log(f"schedule: start-training answered {json.dumps(result, default=str)[:500]}")
+        return result
+
+    def measure_review_queue_if_due(self) -> dict | None:
+        """The review-queue-metrics schedule. Nothing to arm (a measurement changes nothing): the first pass
+        measures, then every `review_metrics_schedule`; a failing tick waits for the next one, as in AWS."""
+        now = time.monotonic()
+        if self.last_review_metrics is not None and now - self.last_review_metrics < self.review_metrics_every:
+            return None
+        self.last_review_metrics = now
+        from categorizer.handlers.review_queue_metrics import handler as review_queue_metrics
+
+        rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{self.names.training_job_prefix}-review-queue-metrics"
+        context = context_for(infra.FunctionName.REVIEW_QUEUE_METRICS, self.stage, self.names)
+        result = review_queue_metrics(scheduled_event(rule_arn, datetime.now(UTC)), context)
+        self.log(f"schedule: review-queue-metrics answered {json.dumps(result, default=str)[:300]}")
         return result
 
     def run_new_training_jobs(self) -> list[dict]:

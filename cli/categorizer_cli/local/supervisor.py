@@ -33,7 +33,7 @@ def default_model_tarball() -> tuple[Path, Path]:
 
 
 def function_environment(config: LocalConfig, stage, names, identity) -> dict[str, str]:
-    """The union of the four functions' environments (one process runs them all; the names do not clash)."""
+    """The union of the functions' environments (one process runs them all; the names do not clash)."""
     inputs = infra.EnvironmentInputs(
         identity=infra.IdentityValues(user_pool_id=identity.user_pool_id,
                                       app_client_ids=(identity.machine_client_id, identity.user_client_id)),

@@ -8,6 +8,8 @@ Key design (also in docs/api.md):
   the indexes hold open items only and a listing never reads a closed one.
 - A claim is a conditional update (`lease_holder`, `lease_until`): it succeeds only if nobody else holds an
   unexpired lease, so two reviewers never hold the same item. Closing is conditional on holding the lease.
+- The queue's health (review-queue-metrics) reads the `open-by-time` index only: a COUNT of its items, and its
+  first item in ascending `queued_at`, the oldest open one.
 - `expires_at` (epoch seconds) is the table's TTL: items nobody decides go away after the stage's
   REVIEW_TTL_DAYS (DynamoDB deletes expired items within a few days of that time).
 """
@@ -34,6 +36,7 @@ from categorizer.contract.names import (
     REVIEW_ITEM_PREFIX,
     REVIEW_OPEN,
     REVIEW_OPEN_ATTRIBUTE,
+    REVIEW_OPEN_BY_TIME,
     REVIEW_TABLE,
     ReviewOrder,
 )
@@ -296,6 +299,42 @@ class ReviewTable:
             last = items[-1]
             last_key = {name: last[name] for name in (PARTITION_KEY, OPEN, index.sort_key.name)}  # type: ignore[union-attr]
         return [ReviewItem.from_item(item) for item in items], encode_cursor(last_key) if last_key else None
+
+    # --- health -------------------------------------------------------------------------------------------
+
+    def count_open(self, *, max_pages: int, page_size: int | None = None) -> tuple[int, bool]:
+        """How many items are open, and whether every index page was read (False: the count is a lower bound).
+
+        Select=COUNT over the sparse open index: only open items are in it, and no item is returned.
+        `page_size` sets Limit (None: DynamoDB's 1 MB pages)."""
+        query = self._open_by_time_query(Select="COUNT")
+        if page_size is not None:
+            query["Limit"] = page_size
+        total = 0
+        for _ in range(max_pages):
+            page = self._health_query("count", query)
+            total += page.get("Count", 0)
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                return total, True
+            query["ExclusiveStartKey"] = last_key
+        return total, False
+
+    def oldest_open(self) -> ReviewItem | None:
+        """The open item queued first (None: the queue is empty)."""
+        items = self._health_query("oldest", self._open_by_time_query(ScanIndexForward=True, Limit=1)).get("Items")
+        return ReviewItem.from_item(items[0]) if items else None
+
+    def _open_by_time_query(self, **extra: Any) -> dict[str, Any]:
+        return {"TableName": self.table_name, "IndexName": REVIEW_OPEN_BY_TIME.name,
+                "KeyConditionExpression": "#open = :open", "ExpressionAttributeNames": {"#open": OPEN},
+                "ExpressionAttributeValues": {":open": {"S": REVIEW_OPEN}}, **extra}
+
+    def _health_query(self, action: str, query: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.client.query(**query)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._store_error(action, exc) from exc
 
     # --- claims and decisions ------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The deployment contract: what the Lambda functions, the CDK app, the local stack, the CLI and the tests
 must agree on, each defined once.
 
-- `settings`: one typed settings class per function (API, batch, start-training, promote), each value
-  defaulted once; `to_env()` / `from_env()` carry them through a process environment.
+- `settings`: one typed settings class per function (API, batch, start-training, promote, review-queue
+  metrics), each value defaulted once; `to_env()` / `from_env()` carry them through a process environment.
 - `names`: metric names, S3 key prefixes, scopes and groups, table shapes.
 
 infra/config.py imports this package to produce function environments and tables (this package imports
@@ -22,6 +22,7 @@ from categorizer.contract.settings import (
     PromoteSettings,
     RegistrySettings,
     ReviewQueue,
+    ReviewQueueMetricsSettings,
     StartTrainingSettings,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "PromoteSettings",
     "RegistrySettings",
     "ReviewQueue",
+    "ReviewQueueMetricsSettings",
     "SettingsError",
     "StartTrainingSettings",
     "setting",

@@ -34,6 +34,10 @@ class MetricName(StrEnum):
     REVIEW_QUEUE_WRITE_FAILURES = "ReviewQueueWriteFailures"  # items not queued: the queue table failed
     REVIEW_DECISIONS = "ReviewDecisions"  # accept / correct decisions recorded (skips are not decisions)
     REVIEW_AGREEMENT = "ReviewAgreement"  # 1 when a decision accepted the predicted label, else 0
+    # Review queue health (the scheduled review-queue-metrics function, one value per tick)
+    REVIEW_QUEUE_DEPTH = "ReviewQueueDepth"  # open items
+    REVIEW_QUEUE_OLDEST_ITEM_AGE = "ReviewQueueOldestItemAge"  # seconds since the oldest open item was queued; 0: empty
+    REVIEW_QUEUE_READ_FAILURES = "ReviewQueueReadFailures"  # ticks that could not read the queue (nothing measured)
     # Batch
     ROWS_CLASSIFIED = "RowsClassified"
     ROWS_REJECTED = "RowsRejected"
@@ -172,6 +176,8 @@ REVIEW_INDEX_BY_ORDER: dict[ReviewOrder, IndexShape] = {
     ReviewOrder.RECENT: IndexShape(name="open-by-time", partition_key=REVIEW_OPEN_ATTRIBUTE,
                                    sort_key=KeyAttribute("queued_at")),
 }
+# The index the queue's health is measured on (review-queue-metrics): its count, and its oldest open item first.
+REVIEW_OPEN_BY_TIME = REVIEW_INDEX_BY_ORDER[ReviewOrder.RECENT]
 REVIEW_TABLE = TableShape(logical_name="review", partition_key=KeyAttribute("pk"), ttl_attribute="expires_at",
                           indexes=tuple(REVIEW_INDEX_BY_ORDER.values()))
 TABLES: tuple[TableShape, ...] = (FEEDBACK_TABLE, REVIEW_TABLE)

@@ -207,3 +207,21 @@ class StartTrainingSettings(RegistrySettings):
 @dataclass(frozen=True, kw_only=True)
 class PromoteSettings(RegistrySettings):
     function_label: ClassVar[str] = "the promote function"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewQueueMetricsSettings(CommonSettings):
+    """The scheduled function that publishes the review queue's depth and the age of its oldest open item."""
+
+    function_label: ClassVar[str] = "the review-queue-metrics function"
+
+    review: ReviewQueue = field(default_factory=ReviewQueue)
+    # Counting reads the open index page by page (1 MB each: about a thousand items). Past this many pages the
+    # depth published is a lower bound (logged): a runaway queue must not make every tick read all of it.
+    review_depth_max_pages: int = setting("REVIEW_DEPTH_MAX_PAGES", 100)
+
+    def __post_init__(self) -> None:
+        if not self.review.review_table:
+            raise ValueError("REVIEW_TABLE is not set: there is no review queue to measure")
+        if self.review_depth_max_pages < 1:
+            raise ValueError("REVIEW_DEPTH_MAX_PAGES must be at least 1")
