@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -168,6 +169,7 @@ class ServedBuild:
             self.thread = threading.Thread(target=self._judge, args=(bundle, tarball), name="served-judge",
                                            daemon=True)
         else:
+            self._drop_stale_staging()
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             env = os.environ | {"CATEGORIZER_ARTIFACTS": str(self.served_dir)}
             with self.log_file.open("ab") as log:
@@ -226,7 +228,7 @@ class ServedBuild:
     def _judge(self, bundle: Path, tarball: Path) -> None:
         manifest = json.loads((bundle / "manifest.json").read_text())
         source = {"kind": Origin.REBUILD.value, "by": "make up", "recipe": self.recipe, "folder": str(self.served_dir),
-                  "recipe_chosen": (manifest.get("recipe_choice") or {}).get("chosen") or manifest.get("recipe"),
+                  "recipe_chosen": (manifest.get("recipe_choice") or {}).get("chosen") or self.recipe,
                   "build_seconds": round(time.time() - self.status.started_at, 1) if self.status.built
                   and self.status.started_at else None}
         self._set(version=manifest.get("version"))
@@ -248,6 +250,11 @@ class ServedBuild:
         return {"state": BuildState.PROMOTED if promoted else BuildState.REJECTED, "built": built,
                 "version": decision.version, "champion": decision.champion_after,
                 "reasons": tuple(decision.reasons), "decided_at": decision.at}
+
+    def _drop_stale_staging(self) -> None:
+        """A build stopped with the stack leaves its half-written `.staging-*` folder; this folder's builds are ours."""
+        for stale in (self.served_dir / "models").glob(".staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _log_tail(self) -> tuple[str, ...]:
         try:
