@@ -252,9 +252,16 @@ class ServedBuild:
                 "reasons": tuple(decision.reasons), "decided_at": decision.at}
 
     def _drop_stale_staging(self) -> None:
-        """A build stopped with the stack leaves its half-written `.staging-*` folder; this folder's builds are ours."""
+        """A build stopped with the stack (or failed) leaves its half-written `.staging-*` folder: drop the ones
+        last written while that build ran, never another build's (`make served-model` may be running)."""
+        previous = BuildStatus.read(self.status_file)
+        if previous is None or previous.state not in (BuildState.STOPPED, BuildState.FAILED) or \
+                not previous.started_at or not previous.ended_at:
+            return
         for stale in (self.served_dir / "models").glob(".staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                if previous.started_at <= stale.stat().st_mtime <= previous.ended_at + 5:
+                    shutil.rmtree(stale, ignore_errors=True)
 
     def _log_tail(self) -> tuple[str, ...]:
         try:
