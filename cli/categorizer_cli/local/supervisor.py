@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                      state_file=config.directory / "pump.json", snapshot=state.snapshot)
     pump.start()
     _serve_control(config, pump, log)
-    background = _start_served_build(args, config, pump, champion, local_registry(config.aws_endpoint, names)) \
-        if args.served else None
+    background = _start_served_build(args, config, pump, champion, local_registry(config.aws_endpoint, names))
     while not api.started:
         time.sleep(0.05)
     config.outputs_file.write_text(json.dumps(outputs(config, names, identity), indent=1))
@@ -185,21 +185,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_served_build(args: argparse.Namespace, config: LocalConfig, pump, champion: str | None, registry):
-    """The served folder: built in the background and submitted to the gate (or submitted, or left alone)."""
-    from categorizer.contract import PromoteSettings
-    from categorizer.handlers.promote import build_dependencies
-    from categorizer.registry.promotion import submit_bundle
-    from categorizer_cli.local.served_build import ServedBuild
+    """The served folder: built in the background and submitted to the gate (or submitted, or left alone).
 
-    deps = build_dependencies(PromoteSettings.from_env())  # the promote function's settings for this stage
-    deps.actor = "local:make up (background build)"
+    Whatever goes wrong here is a status line; the stack serves the champion it has either way."""
+    from categorizer_cli.local.served_build import STATUS_FILE, BuildState, BuildStatus, ServedBuild
 
-    def submit(bundle: Path, tarball: Path, source: dict):
-        return submit_bundle(bundle, tarball, deps, source=source)
+    status_file = config.directory / STATUS_FILE
+    if args.served is None:
+        status_file.unlink(missing_ok=True)  # no background build in this run: no stale line in `status`
+        return None
+    try:
+        from categorizer.contract import PromoteSettings
+        from categorizer.handlers.promote import build_dependencies
+        from categorizer.registry.promotion import submit_bundle
 
-    background = ServedBuild(served_dir=args.served, recipe=args.served_recipe, directory=config.directory,
-                             submit=submit, lock=pump.busy, log=log)
-    status = background.start(champion=champion, earlier_decision=registry.decision_for_version)
+        deps = build_dependencies(PromoteSettings.from_env())  # the promote function's settings for this stage
+        deps.actor = "local:make up (background build)"
+
+        def submit(bundle: Path, tarball: Path, source: dict):
+            return submit_bundle(bundle, tarball, deps, source=source)
+
+        background = ServedBuild(served_dir=args.served, recipe=args.served_recipe, directory=config.directory,
+                                 submit=submit, lock=pump.busy, log=log)
+        status = background.start(champion=champion, earlier_decision=registry.decision_for_version)
+    except Exception as exc:  # the stack still serves its champion; `categorizer status` says why nothing builds
+        log(f"served model ({args.served}): the background build could not start:\n{traceback.format_exc()}")
+        BuildStatus(state=BuildState.FAILED, recipe=args.served_recipe, served_dir=str(args.served),
+                    log=str(config.log_file), started_at=time.time(), ended_at=time.time(),
+                    reasons=(f"the background build could not start: {type(exc).__name__}: {exc}",)).write(status_file)
+        return None
     log(f"served model ({args.served}): {status.describe()}")
     return background
 
