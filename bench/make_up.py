@@ -9,6 +9,11 @@ is judged (promoted: the API serves the built version; rejected or failed: the q
 stops the stack with `make down`.
 
     .venv/bin/python bench/make_up.py [--venv .venv] [--timeout 2400]
+
+`--served-from DIR` measures the second path instead: the stack has run once (the quick model is champion; a
+first `make up` then `make down` stopped its build at once), then DIR (an artifacts/served folder built
+earlier, e.g. by `make served-model`) is copied in and `make up` is timed: the bundle is submitted to the gate
+without building, and the API swaps to it if it passes.
 Results: bench/results/<date>-make-up.md (+ .json), and printed.
 """
 
@@ -66,6 +71,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
         "CATEGORIZER_DATA", ROOT.parent / "shared" / "data" / "banking77")))
     parser.add_argument("--timeout", type=float, default=2400, help="seconds to wait for the build's decision")
+    parser.add_argument("--served-from", type=Path, help="an artifacts/served folder built earlier (see above)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="categorizer-make-up-"))
@@ -82,6 +88,11 @@ def main() -> int:
     status_file = work / ".local" / "served-build.json"
     load: list[tuple[float, tuple[float, float, float]]] = []
 
+    if args.served_from:  # a first run: the quick model becomes champion; its build is stopped at once
+        subprocess.run(["make", "up"], cwd=work, env=env, capture_output=True, check=True)
+        subprocess.run(["make", "down"], cwd=work, env=env, capture_output=True, check=True)
+        shutil.rmtree(work / "artifacts" / "served", ignore_errors=True)
+        shutil.copytree(args.served_from, work / "artifacts" / "served", symlinks=True)
     load_before = os.getloadavg()
     started = time.monotonic()
     up = subprocess.run(["make", "up"], cwd=work, env=env, capture_output=True, text=True, check=False)
@@ -123,20 +134,27 @@ def main() -> int:
         down = subprocess.run(["make", "down"], cwd=work, env=env, capture_output=True, text=True, check=False)
         result["make_down"] = down.stdout.strip()[-300:]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
-    out = ROOT / "bench" / "results" / f"{stamp}-make-up"
+    out = ROOT / "bench" / "results" / (f"{stamp}-make-up" + ("-served-from" if args.served_from else ""))
+    title = "served folder built earlier" if args.served_from else "fresh checkout"
+    command = f"bench/make_up.py --venv {args.venv}" + (
+        f" --served-from {args.served_from}" if args.served_from else "")
+    build_row = "background build (`categorizer model build --recipe auto`, nice 10; with --served-from: none)"
+    state = (f"the stack ran once (quick model champion, its build stopped), then {args.served_from} copied to "
+             "artifacts/served (built earlier, never judged)") if args.served_from else \
+        ".venv installed, artifacts/model (quick `--fast` model) built, no artifacts/served, no .local/"
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
     build = result.get("build", {})
-    out.with_suffix(".md").write_text(f"""# `make up` on a fresh checkout ({result['when']}, commit {result['commit']})
+    out.with_suffix(".md").write_text(f"""# `make up` ({title}) ({result['when']}, commit {result['commit']})
 
-State: .venv installed, artifacts/model (quick `--fast` model) built, no artifacts/served, no .local/.
+State: {state}.
 Machine: {result['machine']}, {result['cpus']} CPUs, shared; load average before (1/5/15 min):
 {', '.join(f'{v:.2f}' for v in load_before)}; highest 1-minute load during the build: {result.get('load_max_1min')}.
-Command: `.venv/bin/python bench/make_up.py --venv {args.venv}`
+Command: `.venv/bin/python {command}`
 
 | what | value |
 |---|---|
 | `make up` until the API answers (quick model {quick_version}) | {result['make_up_seconds']} s |
-| background build (`categorizer model build --recipe auto`, nice 10) | {result.get('build_seconds')} s |
+| {build_row} | {result.get('build_seconds')} s |
 | decision | {build.get('state')} {build.get('version') or ''} |
 | gate's reasons | {'; '.join(build.get('reasons', [])[:3])} |
 | `make up` start until the API serves the built model | {result.get('built_model_serving_after_seconds')} s |
