@@ -129,7 +129,7 @@ def main() -> int:
                    "built_model_serving_after_seconds": round(served_at, 1) if served_at else None,
                    "served_version": (health(api_url) or {}).get("model_version"), "status_output": status,
                    "load_samples": load[:: max(1, len(load) // 20)],
-                   "load_max_1min": max((sample[1][0] for sample in load), default=None)}
+                   "load_max_1min": round(max((sample[1][0] for sample in load), default=0.0), 2)}
     finally:
         down = subprocess.run(["make", "down"], cwd=work, env=env, capture_output=True, text=True, check=False)
         result["make_down"] = down.stdout.strip()[-300:]
@@ -144,7 +144,7 @@ def main() -> int:
         ".venv installed, artifacts/model (quick `--fast` model) built, no artifacts/served, no .local/"
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
     build = result.get("build", {})
-    out.with_suffix(".md").write_text(f"""# `make up` ({title}) ({result['when']}, commit {result['commit']})
+    out.with_suffix(".md").write_text(f"""# `make up`, {title} ({result['when']}, commit {result['commit']})
 
 State: {state}.
 Machine: {result['machine']}, {result['cpus']} CPUs, shared; load average before (1/5/15 min):

@@ -94,7 +94,9 @@ class BuildStatus:
         now = now or time.time()
         took = f" after {_minutes(self.ended_at - self.started_at)}" if self.started_at and self.ended_at else ""
         what = f"recipe {self.recipe}" + (f", {self.version}" if self.version else "")
-        why = f": {self.reasons[0]}" if self.reasons else ""
+        # A promotion lists every check: the hold-out comparison is the one that says why a rebuild won.
+        headline = next((r for r in self.reasons if "macro-F1" in r), self.reasons[0]) if self.reasons else None
+        why = f": {headline}" if headline else ""
         if self.state is BuildState.RUNNING:
             since = _minutes(now - self.started_at) if self.started_at else "?"
             return f"running for {since} ({what}, pid {self.pid}; log {self.log}); the quick model serves meanwhile"
