@@ -35,7 +35,7 @@ $(SERVED): | $(STAMP)
 
 model: $(MODEL)  ## build the tests' model (--fast recipe) if none exists
 
-served-model: $(SERVED)  ## build the served model (default recipe `auto`, ~5 min on 2 cores) if none exists
+served-model: $(SERVED)  ## build the served model (recipe `auto`: 5 min or more on 2 cores) if none exists
 
 up: $(MODEL)  ## run the system locally (embedded AWS on 127.0.0.1): quick model now, default recipe built behind it
 	$(BIN)/categorizer up --served $(SERVED_ARTIFACTS)
