@@ -4,8 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Two models that never overwrite each other: tests use the quick `--fast` build in artifacts/model; `make up`
-# and `make bench` serve the default recipe (the README's figures), built in its own artifacts/served tree.
+# Two models that never overwrite each other: tests use the quick `--fast` build in artifacts/model; `make bench`
+# measures the default recipe (the README's figures), built in its own artifacts/served tree. `make up` serves the
+# quick model at once and builds artifacts/served in the background; the gate then promotes it like a retrain.
 MODEL := artifacts/model/manifest.json
 SERVED_ARTIFACTS := artifacts/served
 SERVED := $(SERVED_ARTIFACTS)/model/manifest.json
@@ -34,10 +35,10 @@ $(SERVED): | $(STAMP)
 
 model: $(MODEL)  ## build the tests' model (--fast recipe) if none exists
 
-served-model: $(SERVED)  ## build the served model (default recipe, ~1-3 min) if none exists
+served-model: $(SERVED)  ## build the served model (recipe `auto`: 5 min or more on 2 cores) if none exists
 
-up: $(SERVED)  ## run the whole system locally in the background (embedded AWS on 127.0.0.1), default recipe
-	CATEGORIZER_ARTIFACTS=$(SERVED_ARTIFACTS) $(BIN)/categorizer up
+up: $(MODEL)  ## run the system locally (embedded AWS on 127.0.0.1): quick model now, default recipe built behind it
+	$(BIN)/categorizer up --served $(SERVED_ARTIFACTS)
 
 down:  ## stop the local system (state is kept in .local/)
 	@if [ -x $(BIN)/categorizer ]; then $(BIN)/categorizer down; else echo "not installed"; fi

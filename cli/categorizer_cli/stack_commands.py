@@ -26,6 +26,12 @@ TRY_COMMANDS = (
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser("up", help="start the local stack in the background (embedded AWS on 127.0.0.1)")
     up.add_argument("--timeout", type=float, default=300)
+    up.add_argument("--served", type=Path, metavar="DIR",
+                    help="the served model's artifacts folder (make up: artifacts/served): its model serves if it "
+                         "exists; else the quick model serves at once and DIR is built in the background, then "
+                         "judged by the promotion gate (`categorizer status` shows the build)")
+    up.add_argument("--served-recipe", default="auto", choices=["fast", "full", "auto"],
+                    help="recipe of the background build (default auto)")
     up.set_defaults(func=run_up)
     down = sub.add_parser("down", help="stop the local stack (its state is kept in .local/)")
     down.set_defaults(func=run_down)
@@ -77,9 +83,10 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"already running (pid {_running_pid(config)})")
         return _print_welcome(config)
     config.ready_file.unlink(missing_ok=True)
+    served = ["--served", str(args.served.resolve()), "--served-recipe", args.served_recipe] if args.served else []
     with config.log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "categorizer_cli.local.supervisor"], stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(  # noqa: S603 - our interpreter and module; DIR is a path argument
+            [sys.executable, "-m", "categorizer_cli.local.supervisor", *served], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=Path(__file__).resolve().parents[2])
     config.pid_file.write_text(str(process.pid))
     print(f"starting the local stack (pid {process.pid}, log {config.log_file}) ...", flush=True)
@@ -96,13 +103,14 @@ def run_up(args: argparse.Namespace) -> int:
 
 def _print_welcome(config: LocalConfig) -> int:
     outputs = Stack.load(config.outputs_file).outputs
+    build = _served_build_line(config.outputs_file)
     print(f"""
 categorizer is running locally.
   API           {outputs['ApiUrl']}  (docs: {outputs['ApiUrl']}/docs)
   AWS emulator  {outputs['AwsEndpointUrl']}
   token URL     {outputs['TokenUrl']}
   demo user     {outputs['DemoUsername']} / {outputs['DemoPassword']}
-  outputs       {config.outputs_file}
+  outputs       {config.outputs_file}""" + (f"\n  served model  {build}" if build else "") + """
 
 Try:
 """ + "\n".join(f"  {c}" for c in TRY_COMMANDS) + "\n\nStop it with `make down`.")
@@ -376,11 +384,34 @@ def run_status(args: argparse.Namespace) -> int:
     except Exception as error:  # any AWS failure is a status line, not a traceback
         rows.append(("AWS", f"unreachable ({type(error).__name__}: {error})"))
         problems.append("AWS (or the emulator) is unreachable")
+    build = _served_build_status(stack, args.outputs)
+    if build is not None:
+        from categorizer_cli.local.served_build import BuildState
+
+        rows.append(("served build", build.describe()))
+        if build.state is BuildState.FAILED:
+            problems.append(f"the background build failed; the quick model keeps serving (log {build.log})")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
     print("warnings: " + ("none" if not problems else "\n  - " + "\n  - ".join(problems)))
     return 0 if not problems else 1
+
+
+def _served_build_status(stack: Stack, outputs: Path | None):
+    """The local stack's background build (`make up`), from the status file beside its outputs; None elsewhere."""
+    if not stack.outputs.get("AwsEndpointUrl"):
+        return None
+    from categorizer_cli.local.served_build import STATUS_FILE, BuildStatus
+
+    return BuildStatus.read((outputs or LocalConfig.from_env().outputs_file).parent / STATUS_FILE)
+
+
+def _served_build_line(outputs_file: Path) -> str | None:
+    from categorizer_cli.local.served_build import STATUS_FILE, BuildStatus
+
+    status = BuildStatus.read(outputs_file.parent / STATUS_FILE)
+    return status.describe() if status else None
 
 
 def run_retrain_local(timeout: float = 1800) -> dict:

@@ -114,21 +114,26 @@ def _identity(endpoint: str, names: infra.ResourceNames) -> Identity:
                     user_client_id=user_id)
 
 
+def local_registry(endpoint: str, names: infra.ResourceNames):
+    from categorizer.adapters.champion_parameter import ChampionParameter
+    from categorizer.adapters.model_registry_bucket import ModelBucket
+    from categorizer.registry.store import ModelRegistry
+
+    return ModelRegistry(ModelBucket(names.model_bucket, client("s3", endpoint)),
+                         ChampionParameter(names.champion_parameter, client("ssm", endpoint)),
+                         models_prefix=infra.MODELS_PREFIX, decisions_prefix=infra.DECISIONS_PREFIX)
+
+
 def publish_default_model(endpoint: str, names: infra.ResourceNames, bundle_dir: Path, *, tarball: Path,
-                          data_dir: Path) -> str | None:
+                          data_dir: Path, reason: str = "the default model, published by `make up`") -> str | None:
     """Register the default bundle (champion if there is none yet) and upload the training channels, once.
 
     Goes through the registry, so a `published` decision starts the promotion history.
     """
-    from categorizer.adapters.champion_parameter import ChampionParameter
-    from categorizer.adapters.model_registry_bucket import ModelBucket
-    from categorizer.registry.store import ModelRegistry
     from categorizer.registry.training_data import upload_training_data
 
-    bucket = ModelBucket(names.model_bucket, client("s3", endpoint))
-    registry = ModelRegistry(bucket, ChampionParameter(names.champion_parameter, client("ssm", endpoint)),
-                             models_prefix=infra.MODELS_PREFIX, decisions_prefix=infra.DECISIONS_PREFIX)
-    registry.publish(bundle_dir, tarball, actor="make up", reason="the default model, published by `make up`")
-    upload_training_data(bucket, training_prefix=infra.TRAINING_PREFIX, base_files=[data_dir / "train.csv"],
-                         holdout_files=[data_dir / "test.csv"])
+    registry = local_registry(endpoint, names)
+    registry.publish(bundle_dir, tarball, actor="make up", reason=reason)
+    upload_training_data(registry.bucket, training_prefix=infra.TRAINING_PREFIX,
+                         base_files=[data_dir / "train.csv"], holdout_files=[data_dir / "test.csv"])
     return registry.champion_version()

@@ -1,10 +1,13 @@
 """The local stack's background process: emulator, token endpoint, API, event pump, state snapshots.
 
 Started by `categorizer up` (detached); stops cleanly on SIGTERM (`categorizer down`), saving its state.
+With `--served DIR` (`make up`) it also owns the background build of the chosen recipe (served_build.py):
+the quick model serves at once, the built one reaches the API through the gate.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -12,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,9 +85,32 @@ def outputs(config: LocalConfig, names, identity) -> dict:
     }}
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="categorizer_cli.local.supervisor")
+    parser.add_argument("--served", type=Path, help="the served model's artifacts folder: its model serves if it "
+                        "exists (published, or judged by the gate); else it is built in the background")
+    parser.add_argument("--served-recipe", default="auto", help="recipe of the background build")
+    return parser.parse_args(argv)
+
+
+def first_model(served: Path | None, champion: str | None) -> tuple[Path, Path, str]:
+    """What to publish (it becomes champion only on an empty registry): a served bundle built earlier, else
+    the quick model (`artifacts/model`), which serves while the served one builds."""
+    from categorizer_cli.local.served_build import served_bundle
+
+    existing = served_bundle(served) if served else None
+    if existing is not None and champion is None:
+        return *existing, "the served model (built earlier), published by `make up`"
+    bundle, tarball = default_model_tarball()
+    reason = "the default model, published by `make up`" if served is None else \
+        "the quick model, published by `make up` to serve while the chosen recipe builds"
+    return bundle, tarball, reason
+
+
+def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
+    args = parse_args(argv)
     config = LocalConfig.from_env()
     config.directory.mkdir(parents=True, exist_ok=True)
     config.ready_file.unlink(missing_ok=True)
@@ -98,7 +125,7 @@ def main() -> int:
     os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": REGION,
                        "AWS_DEFAULT_REGION": REGION})
 
-    from categorizer_cli.local.provision import provision, publish_default_model
+    from categorizer_cli.local.provision import local_registry, provision, publish_default_model
     from categorizer_cli.local.state import StateStore
 
     stage = infra.load_stage(STAGE)
@@ -107,8 +134,9 @@ def main() -> int:
     restored = state.restore()
     log(f"restored {restored} object(s) from {config.state_dir}" if restored else "fresh state")
     identity = provision(config.aws_endpoint, stage, names)
-    bundle, tarball = default_model_tarball()
-    champion = publish_default_model(config.aws_endpoint, names, bundle, tarball=tarball, data_dir=DATA_DIR)
+    bundle, tarball, reason = first_model(args.served, local_registry(config.aws_endpoint, names).champion_version())
+    champion = publish_default_model(config.aws_endpoint, names, bundle, tarball=tarball, data_dir=DATA_DIR,
+                                     reason=reason)
     log(f"provisioned {names.stack}; champion {champion}")
 
     # Settings are read once per process, at import: the environment must be complete before any function code runs.
@@ -132,6 +160,7 @@ def main() -> int:
                      state_file=config.directory / "pump.json", snapshot=state.snapshot)
     pump.start()
     _serve_control(config, pump, log)
+    background = _start_served_build(args, config, pump, champion, local_registry(config.aws_endpoint, names))
     while not api.started:
         time.sleep(0.05)
     config.outputs_file.write_text(json.dumps(outputs(config, names, identity), indent=1))
@@ -141,6 +170,8 @@ def main() -> int:
     stop.wait()
     log("stopping")
     config.ready_file.unlink(missing_ok=True)
+    if background is not None:
+        background.stop()
     pump.stop()
     pump.join(timeout=60)
     state.snapshot()
@@ -151,6 +182,40 @@ def main() -> int:
     config.pid_file.unlink(missing_ok=True)
     log("stopped; state saved")
     return 0
+
+
+def _start_served_build(args: argparse.Namespace, config: LocalConfig, pump, champion: str | None, registry):
+    """The served folder: built in the background and submitted to the gate (or submitted, or left alone).
+
+    Whatever goes wrong here is a status line; the stack serves the champion it has either way."""
+    from categorizer_cli.local.served_build import STATUS_FILE, BuildState, BuildStatus, ServedBuild
+
+    status_file = config.directory / STATUS_FILE
+    if args.served is None:
+        status_file.unlink(missing_ok=True)  # no background build in this run: no stale line in `status`
+        return None
+    try:
+        from categorizer.contract import PromoteSettings
+        from categorizer.handlers.promote import build_dependencies
+        from categorizer.registry.promotion import submit_bundle
+
+        deps = build_dependencies(PromoteSettings.from_env())  # the promote function's settings for this stage
+        deps.actor = "local:make up (background build)"
+
+        def submit(bundle: Path, tarball: Path, source: dict):
+            return submit_bundle(bundle, tarball, deps, source=source)
+
+        background = ServedBuild(served_dir=args.served, recipe=args.served_recipe, directory=config.directory,
+                                 submit=submit, lock=pump.busy, log=log)
+        status = background.start(champion=champion, earlier_decision=registry.decision_for_version)
+    except Exception as exc:  # the stack still serves its champion; `categorizer status` says why nothing builds
+        log(f"served model ({args.served}): the background build could not start:\n{traceback.format_exc()}")
+        BuildStatus(state=BuildState.FAILED, recipe=args.served_recipe, served_dir=str(args.served),
+                    log=str(config.log_file), started_at=time.time(), ended_at=time.time(),
+                    reasons=(f"the background build could not start: {type(exc).__name__}: {exc}",)).write(status_file)
+        return None
+    log(f"served model ({args.served}): {status.describe()}")
+    return background
 
 
 def _serve_control(config: LocalConfig, pump, log) -> None:
@@ -179,4 +244,4 @@ def _serve_control(config: LocalConfig, pump, log) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

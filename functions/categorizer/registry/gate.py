@@ -12,6 +12,11 @@ The candidate passes when
   carries recorded label changes, not lower is enough (and no feedback is needed): the candidate is what
   makes those changes live,
 - no class's hold-out F1 drops by more than `max_class_f1_drop`.
+
+A rebuild (`rebuild=True`: the same training data as the published model, another recipe; `make up`'s
+background build) brings no new data, so there is no feedback it was meant to fix: its hold-out macro-F1 must
+rise by more than `macro_f1_tolerance` (a rebuild with the same recipe only re-rolls int8 noise, and is
+refused), held-out feedback, if any, must not get worse, and none is needed.
 """
 
 from __future__ import annotations
@@ -117,10 +122,16 @@ def _same_labels(candidate: ModelScores, champion: ModelScores) -> Check:
     return Check("labels", False, f"label set differs from the champion's (added {added[:5]}, removed {removed[:5]})")
 
 
-def _macro_f1(candidate: ModelScores, champion: ModelScores, policy: GatePolicy) -> Check:
+def _macro_f1(candidate: ModelScores, champion: ModelScores, policy: GatePolicy, rebuild: bool = False) -> Check:
     cand, champ = candidate.holdout.macro_f1, champion.holdout.macro_f1
     if candidate.holdout.n == 0 or math.isnan(cand):
         return Check("holdout_macro_f1", False, "no hold-out items to compare on")
+    if rebuild:  # no new data: the hold-out is its only evidence, and it must beat int8 noise
+        passed = cand > champ + policy.macro_f1_tolerance
+        verb = "improved" if passed else "did not improve"
+        return Check("holdout_macro_f1", passed,
+                     f"rebuild: hold-out macro-F1 {verb}: {cand:.4f} vs champion {champ:.4f} ({cand - champ:+.4f}; "
+                     f"a rebuild must gain more than {policy.macro_f1_tolerance:.4f})")
     passed = cand >= champ - policy.macro_f1_tolerance
     verb = "kept" if passed else "dropped"
     return Check("holdout_macro_f1", passed,
@@ -128,7 +139,17 @@ def _macro_f1(candidate: ModelScores, champion: ModelScores, policy: GatePolicy)
                  + (f", tolerance {policy.macro_f1_tolerance:.4f})" if policy.macro_f1_tolerance else ")"))
 
 
-def _feedback_accuracy(candidate: ModelScores, champion: ModelScores, label_changes: bool = False) -> Check:
+def _feedback_accuracy(candidate: ModelScores, champion: ModelScores, label_changes: bool = False,
+                       rebuild: bool = False) -> Check:
+    if rebuild:
+        if candidate.feedback.n == 0:
+            return Check("feedback_accuracy", True, "rebuild of the same training data: no held-out feedback "
+                                                    "items, judged on the hold-out")
+        cand, champ = candidate.feedback.accuracy, champion.feedback.accuracy
+        verb = "kept" if cand >= champ else "dropped"
+        return Check("feedback_accuracy", cand >= champ,
+                     f"rebuild: accuracy on {candidate.feedback.n} feedback items {verb} (must not drop): "
+                     f"{cand:.4f} vs champion {champ:.4f}")
     if candidate.feedback.n == 0:
         if label_changes:
             return Check("feedback_accuracy", True, "no held-out feedback items; the candidate carries label "
@@ -159,13 +180,14 @@ def _class_f1(candidate: ModelScores, champion: ModelScores, policy: GatePolicy)
 
 
 def decide(candidate: ModelScores, champion: ModelScores, policy: GatePolicy,
-           changes: LabelChanges | None = None) -> GateResult:
-    """`changes`: the job's catalogue snapshot (None: no catalogue, the label sets must be equal)."""
+           changes: LabelChanges | None = None, *, rebuild: bool = False) -> GateResult:
+    """`changes`: the job's catalogue snapshot (None: no catalogue, the label sets must be equal).
+    `rebuild`: the candidate was built from the same training data with another recipe (module docstring)."""
     labels = _same_labels(candidate, champion) if changes is None else \
         _labels_through_map(candidate, champion, changes)
     if not labels.passed:  # the other comparisons mean nothing across label sets
         return GateResult((labels,))
     new = _new_labels(candidate, champion, policy) if changes is not None else []
-    return GateResult((labels, _macro_f1(candidate, champion, policy),
-                       _feedback_accuracy(candidate, champion, bool(changes and (changes.changes or new))),
+    return GateResult((labels, _macro_f1(candidate, champion, policy, rebuild),
+                       _feedback_accuracy(candidate, champion, bool(changes and (changes.changes or new)), rebuild),
                        _class_f1(candidate, champion, policy), *new))

@@ -6,6 +6,10 @@ gate, move the champion pointer only if it passes, and record the decision eithe
 through the label catalogue the job was exported with (its snapshot); a promotion makes that snapshot's
 label changes live in the catalogue (changes recorded while the job ran wait for the next job).
 Failed / Stopped: record it; the champion stays. A redelivered event finds its decision and changes nothing.
+
+`submit_bundle` sends a bundle built elsewhere (`make up`'s background build of the chosen recipe) down the
+same path: verified, registered, scored against the champion by the same gate (its rebuild rule: the record's
+origin says so), promoted or rejected, and the decision recorded.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from categorizer.registry.catalogue import Catalogue, CatalogueStore, LabelStatu
 from categorizer.registry.evaluation import LabelledTexts, evaluate, map_labels, read_labelled_files
 from categorizer.registry.feedback_export import ExportLocation, catalogue_for, evaluation_set, read_snapshot
 from categorizer.registry.gate import GatePolicy, GateResult, LabelChanges, ModelScores, decide
-from categorizer.registry.records import Action, Decision
+from categorizer.registry.records import Action, Decision, Origin
 from categorizer.registry.store import ModelRegistry
 from categorizer.registry.training_job import holdout_prefix, job_output_key
 
@@ -123,7 +127,8 @@ def load_holdout(registry: ModelRegistry, training_prefix: str, bundle: Bundle, 
 
 
 def review_candidate(candidate: Bundle, champion: Bundle, *, holdout: LabelledTexts, feedback: LabelledTexts,
-                     policy: GatePolicy, threads: int | None = None, catalogue: Catalogue | None = None) -> Review:
+                     policy: GatePolicy, threads: int | None = None, catalogue: Catalogue | None = None,
+                     rebuild: bool = False) -> Review:
     """Both models scored on the same items. With a catalogue, the items' labels and both models' outputs are
     named through its map (a champion's renamed label counts under its new name), and the candidate's labels
     the champion lacks are checked as new labels."""
@@ -148,15 +153,17 @@ def review_candidate(candidate: Bundle, champion: Bundle, *, holdout: LabelledTe
             holdout=scores["champion"].holdout, feedback=scores["champion"].feedback)
     changes = label_changes_of(catalogue, champion.labels) if catalogue else None
     return Review(candidate=scores["candidate"], champion=scores["champion"],
-                  gate=decide(scores["candidate"], scores["champion"], policy, changes))
+                  gate=decide(scores["candidate"], scores["champion"], policy, changes, rebuild=rebuild))
 
 
 def review_registered(version: str, deps: PromotionDependencies, *, candidate: Bundle | None = None,
                       catalogue: Catalogue | None = None) -> Review:
     """Score a registered version against the current champion (the promote function and the CLI use this).
 
-    `catalogue`: the job's snapshot; else the stored catalogue (else the champion's labels, as before)."""
+    `catalogue`: the job's snapshot; else the stored catalogue (else the champion's labels, as before).
+    A version registered as a rebuild (Origin.REBUILD) is judged by the gate's rebuild rule."""
     registry, settings = deps.registry, deps.settings
+    rebuild = registry.require(version).origin is Origin.REBUILD
     champion_version = registry.champion_version()
     if champion_version is None:
         raise BundleError("there is no champion to compare with")
@@ -172,7 +179,8 @@ def review_registered(version: str, deps: PromotionDependencies, *, candidate: B
                               holdout_percent=settings.learning.feedback_holdout_percent, catalogue=stored)
     return review_candidate(candidate, champion, holdout=holdout, feedback=feedback,
                             policy=policy_from(settings.learning), threads=settings.onnx_threads,
-                            catalogue=catalogue_for(champion.labels, stored) if stored is not None else None)
+                            catalogue=catalogue_for(champion.labels, stored) if stored is not None else None,
+                            rebuild=rebuild)
 
 
 def handle_training_state_change(event: dict[str, Any], deps: PromotionDependencies) -> dict[str, Any]:
@@ -212,47 +220,83 @@ def handle_training_state_change(event: dict[str, Any], deps: PromotionDependenc
 def _decide(state: TrainingJobState, candidate: Bundle, tarball: Path, champion: str | None,
             deps: PromotionDependencies) -> dict[str, Any]:
     registry, settings = deps.registry, deps.settings
-    export = registry.bucket.get_json(ExportLocation.for_job(settings.training_prefix, state.job_name).summary_key)
+    location = ExportLocation.for_job(settings.training_prefix, state.job_name)
+    export = registry.bucket.get_json(location.summary_key)
     registry.register(tarball, candidate, source={
-        "kind": "training_job", "job_name": state.job_name,
+        "kind": Origin.TRAINING_JOB.value, "job_name": state.job_name,
         "feedback_until": (export or {}).get("feedback_until"), "export": export})
+    status, decision = judge(candidate, champion, deps, snapshot_location=location, job_name=state.job_name)
+    extra = {"consecutive_rejections": registry.rejections_since_last_change()} \
+        if status is PromotionStatus.REJECTED else {}
+    return _outcome(status, state, decision, **extra)
 
-    details = {"job_name": state.job_name, "candidate_metrics": {"bundle": candidate.metrics}}
+
+def judge(candidate: Bundle, champion: str | None, deps: PromotionDependencies, *,
+          snapshot_location: ExportLocation | None, job_name: str | None) -> tuple[PromotionStatus, Decision]:
+    """A registered candidate against the champion: the gate, then the champion pointer and the decision record.
+
+    `snapshot_location`: the job's export (its catalogue snapshot); None for a bundle built outside a job."""
+    registry = deps.registry
+    details: dict[str, Any] = {"job_name": job_name, "candidate_metrics": {"bundle": candidate.metrics}}
     if champion == candidate.version:  # a redelivery after the pointer moved but before the decision was saved
-        return _outcome(PromotionStatus.PROMOTED, state, registry.promote(
+        return PromotionStatus.PROMOTED, registry.promote(
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
-            reasons=("the candidate is already the champion",), **details))
+            reasons=("the candidate is already the champion",), **details)
     if champion is None:
-        earlier = [d for d in registry.decisions() if d.job_name != state.job_name]
+        earlier = [d for d in registry.decisions() if not job_name or d.job_name != job_name]
         if earlier:
             # A stage with a history has a champion: a missing or unreadable pointer is an outage to repair,
             # never a reason to promote without the gate.
-            return _outcome(PromotionStatus.REJECTED, state, registry.record(Decision(
+            return PromotionStatus.REJECTED, registry.record(Decision(
                 action=Action.REJECTED, version=candidate.version, previous_champion=None, actor=deps.actor,
                 reasons=(f"the champion pointer is missing or unreadable although {len(earlier)} decision(s) exist; "
                          "restore it (`categorizer model rollback --to VERSION`) and retrain; a candidate is never "
-                         "promoted without the gate",), **details)),
-                consecutive_rejections=registry.rejections_since_last_change())
-        return _outcome(PromotionStatus.PROMOTED, state, registry.promote(
+                         "promoted without the gate",), **details))
+        return PromotionStatus.PROMOTED, registry.promote(
             candidate.version, action=Action.PROMOTED, actor=deps.actor,
-            reasons=("no champion to compare with and no decision yet: the first model serves",), **details))
+            reasons=("no champion to compare with and no decision yet: the first model serves",), **details)
 
-    location = ExportLocation.for_job(settings.training_prefix, state.job_name)
-    snapshot = read_snapshot(registry.bucket, location)  # the catalogue the job was trained for
+    snapshot = read_snapshot(registry.bucket, snapshot_location) if snapshot_location else None
     review = review_registered(candidate.version, deps, candidate=candidate, catalogue=snapshot)
-    details = {"job_name": state.job_name, "candidate_metrics": review.candidate.summary(),
+    details = {"job_name": job_name, "candidate_metrics": review.candidate.summary(),
                "champion_metrics": review.champion.summary(),
                "checks": tuple(check.to_json() for check in review.gate.checks)}
     if review.gate.accepted:
         made_live = make_labels_live(registry, snapshot, candidate, actor=deps.actor)
-        decision = registry.promote(candidate.version, action=Action.PROMOTED, actor=deps.actor,
-                                    reasons=review.gate.reasons, label_changes=made_live, **details)
-        return _outcome(PromotionStatus.PROMOTED, state, decision)
-    decision = registry.record(Decision(action=Action.REJECTED, version=candidate.version,
-                                        previous_champion=champion, actor=deps.actor,
-                                        reasons=review.gate.reasons, **details))
-    return _outcome(PromotionStatus.REJECTED, state, decision,
-                    consecutive_rejections=registry.rejections_since_last_change())
+        return PromotionStatus.PROMOTED, registry.promote(
+            candidate.version, action=Action.PROMOTED, actor=deps.actor, reasons=review.gate.reasons,
+            label_changes=made_live, **details)
+    return PromotionStatus.REJECTED, registry.record(Decision(
+        action=Action.REJECTED, version=candidate.version, previous_champion=champion, actor=deps.actor,
+        reasons=review.gate.reasons, **details))
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What became of a bundle submitted with `submit_bundle`."""
+
+    status: PromotionStatus  # PROMOTED, REJECTED, or ALREADY_DECIDED (an earlier decision, not judged again)
+    version: str
+    decision: Decision
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "version": self.version, "decision": self.decision.to_json()}
+
+
+def submit_bundle(bundle_dir: Path, tarball: Path, deps: PromotionDependencies, *,
+                  source: dict[str, Any]) -> Submission:
+    """A bundle built outside a training job, as a candidate: verified (every file's sha256), registered with
+    `source` (its `kind` an Origin: REBUILD for a recipe rebuild of the base data), then judged like a job's
+    model. A version already promoted, rejected, forced or published is not judged again (its decision is
+    returned). Raises BundleError for a bundle that does not verify: nothing is registered."""
+    registry = deps.registry
+    candidate = load_bundle(bundle_dir)
+    earlier = registry.decision_for_version(candidate.version)
+    if earlier is not None:
+        return Submission(PromotionStatus.ALREADY_DECIDED, candidate.version, earlier)
+    registry.register(tarball, candidate, source=source)
+    status, decision = judge(candidate, registry.champion_version(), deps, snapshot_location=None, job_name=None)
+    return Submission(status, candidate.version, decision)
 
 
 def make_labels_live(registry: ModelRegistry, snapshot: Catalogue | None, candidate: Bundle, *,

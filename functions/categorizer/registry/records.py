@@ -18,6 +18,15 @@ class Action(StrEnum):
     TRAINING_FAILED = "training_failed"  # the job ended Failed or Stopped: no candidate
 
 
+class Origin(StrEnum):
+    """Where a registered model came from (`source["kind"]` of its record)."""
+
+    TRAINING_JOB = "training_job"  # a retraining job's output (feedback + base data)
+    PUBLISHED = "published"  # a local bundle published by hand (first deploy, the local stack)
+    REBUILD = "rebuild"  # the base data built again with another recipe (`make up`'s background build)
+    UNKNOWN = "unknown"
+
+
 # Decisions after which the champion pointer names `version`.
 CHAMPION_CHANGES = frozenset({Action.PUBLISHED, Action.PROMOTED, Action.FORCED, Action.ROLLED_BACK})
 
@@ -75,11 +84,18 @@ class ModelRecord:
     registered_at: str
     labels: tuple[str, ...] | None  # None for records written without it (read labels.json from the bundle)
     bundle_manifest: dict[str, Any]
-    source: dict[str, Any]  # {"kind": "training_job", "job_name": ..., "feedback_until": ...} or "published"
+    source: dict[str, Any]  # {"kind": Origin, ...}: the job_name and feedback_until of a training job
 
     @property
     def metrics(self) -> dict[str, Any]:
         return dict(self.bundle_manifest.get("metrics", {}))
+
+    @property
+    def origin(self) -> Origin:
+        try:
+            return Origin(self.source.get("kind", Origin.UNKNOWN))
+        except ValueError:
+            return Origin.UNKNOWN
 
     @property
     def feedback_until(self) -> str | None:
@@ -94,7 +110,7 @@ class ModelRecord:
     def from_json(cls, data: dict[str, Any], *, key: str) -> ModelRecord:
         if "bundle_manifest" not in data:  # a bare bundle manifest uploaded beside the tarball
             return cls(version=str(data["version"]), key=key, registered_at=str(data.get("created", "")),
-                       labels=None, bundle_manifest=data, source={"kind": "unknown"})
+                       labels=None, bundle_manifest=data, source={"kind": Origin.UNKNOWN.value})
         labels = data.get("labels")
         return cls(version=str(data["version"]), key=str(data.get("key", key)),
                    registered_at=str(data.get("registered_at", "")),

@@ -24,7 +24,7 @@ from categorizer.engine import Bundle, BundleError, load_bundle
 from categorizer.engine.bundle import extract_bundle
 from categorizer.model_store import ChampionPointer
 from categorizer.observability import logger
-from categorizer.registry.records import CHAMPION_CHANGES, Action, Decision, ModelRecord, utc_now
+from categorizer.registry.records import CHAMPION_CHANGES, Action, Decision, ModelRecord, Origin, utc_now
 
 MANIFEST_NAME = "manifest.json"
 TARBALL_NAME = "model.tar.gz"
@@ -178,6 +178,12 @@ class ModelRegistry:
                 out.append(Decision.from_json(data))
         return sorted(out, key=lambda d: d.at)
 
+    def decision_for_version(self, version: str) -> Decision | None:
+        """The latest gate (or hand) decision about a candidate version: promoted, rejected, forced or published."""
+        judged = (Action.PROMOTED, Action.REJECTED, Action.FORCED, Action.PUBLISHED)
+        found = [d for d in self.decisions() if d.version == version and d.action in judged]
+        return found[-1] if found else None
+
     def decision_for_job(self, job_name: str) -> Decision | None:
         found = [d for d in self.decisions() if d.job_name == job_name]
         return found[-1] if found else None
@@ -248,7 +254,7 @@ class ModelRegistry:
         For the first deployment and the local stack. Returns the decision, or None when nothing changed.
         """
         bundle = load_bundle(bundle_dir)
-        self.register(tarball, bundle, source={"kind": "published", "by": actor})
+        self.register(tarball, bundle, source={"kind": Origin.PUBLISHED.value, "by": actor})
         current = self.champion_version()
         if current == bundle.version or (current and not replace_champion):
             return None
