@@ -33,7 +33,7 @@ import torch
 
 from model_build.data import LabelledData, stratified_indices
 from model_build.evaluate import evaluate
-from model_build.recipe import Recipe
+from model_build.recipe import OverBudgetError, Recipe
 from model_build.sparse_head import build_vocabulary, sparse_logits, tfidf_matrix, train_sparse_head
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Trial:
     accuracy: float | None = None
     macro_f1: float | None = None
     seconds: float = 0.0
-    skipped: str | None = None  # why the candidate was not tried
+    skipped: str | None = None  # why the candidate was not tried (or stopped)
     correct: np.ndarray | None = field(default=None, repr=False, compare=False)  # per validation item
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,7 +84,9 @@ class AutoInputs:
 # Train the frozen head: (features, targets, weights, num_labels, recipe) -> torch Linear. Fine-tune: a
 # function that fine-tunes on (texts, targets, weights) and returns validation logits for `texts_val`.
 HeadTrainer = Callable[..., torch.nn.Linear]
-FineTuner = Callable[[Sequence[str], np.ndarray, np.ndarray, Sequence[str], Recipe], np.ndarray]
+# (texts, targets, weights, validation texts, recipe, seconds it may take) -> validation logits; raises
+# OverBudgetError when it runs out of those seconds.
+FineTuner = Callable[[Sequence[str], np.ndarray, np.ndarray, Sequence[str], Recipe, float], np.ndarray]
 
 
 def _scored(name: str, overrides: dict[str, Any], logits: np.ndarray, truth: Sequence[str],
@@ -154,11 +156,19 @@ def choose_recipe(inputs: AutoInputs, *, base: Recipe, train_head: HeadTrainer, 
         else:
             tick = clock()
             texts = inputs.train.texts
-            logits = fine_tune([texts[i] for i in keep], targets[keep], weights[keep], [texts[i] for i in held],
-                               replace(base, **overrides))
-            if sparse_val is not None:
-                logits = logits + overrides["sparse_head_weight"] * sparse_val
-            trials.append(_scored(name, overrides, logits, truth, labels, clock() - tick))
+            # The trial must leave time for the final build on all the data, should it win.
+            allowed = remaining - estimate_fine_tune_seconds(len(targets))
+            try:
+                logits = fine_tune([texts[i] for i in keep], targets[keep], weights[keep], [texts[i] for i in held],
+                                   replace(base, **overrides), allowed)
+            except OverBudgetError as stopped:
+                trials.append(Trial(name, overrides, seconds=clock() - tick, skipped=(
+                    f"{stopped} after {clock() - tick:.0f} s: it would not have finished within the budget "
+                    f"(estimated ~{needed:.0f} s for trial and final build at the start; the machine is slower now)")))
+            else:
+                if sparse_val is not None:
+                    logits = logits + overrides["sparse_head_weight"] * sparse_val
+                trials.append(_scored(name, overrides, logits, truth, labels, clock() - tick))
 
     best = _best(trials, reference)
     if best is reference:

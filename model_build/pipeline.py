@@ -218,9 +218,10 @@ def _choose(request: BuildRequest, train: LabelledData, features: np.ndarray, la
     base = request.recipe
     index = {label: i for i, label in enumerate(labels)}
 
-    def fine_tune_candidate(texts, targets, weights, texts_val, recipe: Recipe) -> np.ndarray:
+    def fine_tune_candidate(texts, targets, weights, texts_val, recipe: Recipe, seconds: float) -> np.ndarray:
         model = build_classifier(len(labels))
-        fine_tune(model, texts, targets, weights, recipe=recipe, progress=request.progress)
+        fine_tune(model, texts, targets, weights, recipe=recipe, progress=request.progress,
+                  deadline=time.monotonic() + seconds)
         return _logits(model, texts_val, max_tokens=recipe.max_tokens)
 
     def estimate(items: int) -> float:

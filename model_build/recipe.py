@@ -62,3 +62,7 @@ FULL = Recipe()
 # train: the frozen head, the n-gram head at several weights, and fine-tuning for 2 epochs when it fits the budget.
 AUTO = Recipe(fine_tune_epochs=2)
 RECIPES = {"fast": FAST, "full": FULL, "auto": AUTO}
+
+
+class OverBudgetError(RuntimeError):
+    """A build step stopped because it would not finish within the build's time budget (recipe `auto`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 from categorizer.engine.classifier import create_session, load_tokenizer, normalize_text, run_length_sorted
 from model_build.encoder import SentenceClassifier, SentenceEncoder, base_encoder_dir, load_encoder
 from model_build.export import export_onnx, fuse
-from model_build.recipe import Recipe
+from model_build.recipe import OverBudgetError, Recipe
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,11 @@ def train_head(features: np.ndarray, targets: np.ndarray, weights: np.ndarray, *
 
 
 def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarray, weights: np.ndarray, *,
-              recipe: Recipe, progress: bool = True) -> SentenceClassifier:
-    """Fine-tune encoder and head together: AdamW, linear warm-up then linear decay, length-bucketed batches."""
+              recipe: Recipe, progress: bool = True, deadline: float | None = None) -> SentenceClassifier:
+    """Fine-tune encoder and head together: AdamW, linear warm-up then linear decay, length-bucketed batches.
+
+    `deadline` (time.monotonic()): raise OverBudgetError at the first step after it. A time estimate taken on
+    an idle machine can be several times too short on a busy one; the budget holds either way."""
     rng = random.Random(recipe.seed)
     torch.manual_seed(recipe.seed)
     ids = tokenize(texts, max_tokens=recipe.train_max_tokens)
@@ -102,6 +106,9 @@ def fine_tune(model: SentenceClassifier, texts: Sequence[str], targets: np.ndarr
         rng.shuffle(batches)
         running = 0.0
         for step, batch in enumerate(batches, start=1):
+            if deadline is not None and time.monotonic() > deadline:
+                bar.close()
+                raise OverBudgetError(f"stopped in epoch {epoch + 1} at step {step} of {steps_per_epoch}")
             width = max(len(ids[j]) for j in batch)
             input_ids = torch.zeros((len(batch), width), dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -70,8 +72,8 @@ def test_fine_tuning_is_skipped_with_the_reason_when_it_does_not_fit_the_budget(
 def test_fine_tuning_runs_within_the_budget_on_the_split_only():
     seen: dict[str, int] = {}
 
-    def fine_tune(texts, targets, weights, texts_val, recipe):
-        seen.update(train=len(texts), validation=len(texts_val), epochs=recipe.fine_tune_epochs)
+    def fine_tune(texts, targets, weights, texts_val, recipe, seconds):
+        seen.update(train=len(texts), validation=len(texts_val), epochs=recipe.fine_tune_epochs, seconds=seconds)
         return np.zeros((len(texts_val), len(LABELS)), dtype=np.float32)  # learns nothing: must not win
 
     inputs = _inputs(separable_embeddings=True)
@@ -79,4 +81,30 @@ def test_fine_tuning_runs_within_the_budget_on_the_split_only():
                            fine_tune=fine_tune, budget_seconds=600, estimate_fine_tune_seconds=lambda items: 1.0)
 
     assert seen["train"] + seen["validation"] == len(inputs.train) and seen["epochs"] == 1
+    assert 590 < seen["seconds"] < 600  # the budget minus the final build's estimate
     assert choice.trials[-1].macro_f1 is not None and choice.recipe.fine_tune_epochs == 0
+
+
+def test_a_trial_that_runs_past_the_budget_is_stopped_and_the_frozen_recipe_chosen():
+    """The estimate is taken once; a machine that gets busier makes the trial slower than estimated. The trial
+    gets the seconds left (minus the final build's estimate) and is stopped when they run out."""
+    from model_build.recipe import OverBudgetError
+    from model_build.train import build_classifier
+    from model_build.train import fine_tune as real_fine_tune
+
+    given: list[float] = []
+
+    def fine_tune(texts, targets, weights, texts_val, recipe, seconds):
+        given.append(seconds)
+        real_fine_tune(build_classifier(len(LABELS)), texts, targets, weights, recipe=recipe, progress=False,
+                       deadline=time.monotonic() - 1)  # already past: the real loop must stop at its first step
+        pytest.fail("fine_tune must raise OverBudgetError past its deadline")
+
+    choice = choose_recipe(_inputs(separable_embeddings=True), base=FULL.with_overrides({"fine_tune_epochs": 1}),
+                           train_head=train_head, fine_tune=fine_tune, budget_seconds=600,
+                           estimate_fine_tune_seconds=lambda items: 1.0)
+
+    stopped = choice.trials[-1]
+    assert len(given) == 1 and stopped.macro_f1 is None and choice.recipe.fine_tune_epochs == 0
+    assert stopped.skipped.startswith("stopped in epoch 1 at step 1") and "within the budget" in stopped.skipped
+    assert issubclass(OverBudgetError, RuntimeError)
