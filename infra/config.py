@@ -217,9 +217,10 @@ STAGES: dict[str, StageConfig] = {
     ),
 }
 # The local emulator stack (`make up`): dev settings under their own names.
-# Locally a retrain runs on this machine: the quick recipe, and any new feedback is enough to try one.
+# Locally a retrain runs on this machine with the champion's recipe (the quick one until `make up`'s background
+# build is promoted), and any new feedback is enough to try one.
 STAGES["local"] = replace(STAGES["dev"], name="local", retrain_enabled=True,
-                          learning=replace(LearningLoop(), training_recipe="fast", min_new_feedback=1))
+                          learning=replace(LearningLoop(), min_new_feedback=1))
 
 DEPLOYABLE_STAGES = ("dev", "prod")
 

@@ -17,6 +17,7 @@ from categorizer.registry.training_job import (
     TrainingJobSpec,
     build_request,
     job_name_for,
+    recipe_arguments,
     start_retraining,
 )
 from categorizer_cli.local.sagemaker_job import decode_hyperparameters, user_arguments
@@ -64,6 +65,28 @@ def test_the_request_names_the_image_role_channels_and_output(stage: Stage):
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
     args, _ = parse_args(user_arguments(hps))
     assert args.recipe == "fast"
+
+
+@pytest.mark.parametrize(("manifest_recipe", "effective"), [
+    ({"sparse_head_weight": 0.0, "fine_tune_epochs": 0, "seed": 13},
+     {"sparse_head_weight": 0.0, "fine_tune_epochs": 0}),
+    ({"sparse_head_weight": 0.5, "fine_tune_epochs": 0}, {"sparse_head_weight": 0.5, "fine_tune_epochs": 0}),
+    ({"sparse_head_weight": 0.25, "fine_tune_epochs": 2}, {"sparse_head_weight": 0.25, "fine_tune_epochs": 2}),
+    (None, {"sparse_head_weight": 0.5, "fine_tune_epochs": 0}),  # an older manifest: `full`
+])
+def test_the_champion_recipe_retrains_with_what_built_the_serving_model(stage: Stage, manifest_recipe, effective):
+    """TRAINING_RECIPE=champion (the default): the job's flags rebuild the champion's effective recipe, through
+    the same hyperparameter path the toolkit and the entrypoint use."""
+    from model_build.recipe import RECIPES
+
+    spec = dataclasses.replace(TrainingJobSpec.from_settings(stage.start_settings), recipe="champion")
+    manifest = {"recipe": manifest_recipe} if manifest_recipe is not None else {}
+    request = build_request(spec, JOB, feedback_prefix="x/", recipe=recipe_arguments(spec.recipe, manifest))
+
+    args, overrides = parse_args(user_arguments(decode_hyperparameters(request["HyperParameters"])))
+    recipe = RECIPES[args.recipe].with_overrides(overrides)
+    assert {name: getattr(recipe, name) for name in effective} == effective
+    assert recipe_arguments("fast", manifest) == {"recipe": "fast"}  # a recipe by name is taken as it is
 
 
 def test_on_demand_capacity_has_no_max_wait(stage: Stage):

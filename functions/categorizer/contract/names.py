@@ -93,6 +93,8 @@ LABEL_MAX_EXAMPLES = 1000
 LABEL_NAME_MAX = 64
 # Letters, digits, `_ - . ? /` and inner spaces (no leading or trailing space): docs/api.md, "Labels".
 LABEL_NAME_PATTERN = r"^[A-Za-z0-9_.?/-](?:[A-Za-z0-9_.?/ -]{0,62}[A-Za-z0-9_.?/-])?$"
+# TRAINING_RECIPE: a model_build recipe (fast, full, auto), or this: the recipe that built the serving champion.
+CHAMPION_RECIPE = "champion"
 MODEL_CACHE_DIR = "/tmp/models"  # noqa: S108 - Lambda's only writable directory
 
 

@@ -60,7 +60,9 @@ class LearningLoop(EnvSettings):
 
     min_new_feedback: int = setting("MIN_NEW_FEEDBACK", 50)
     feedback_holdout_percent: int = setting("FEEDBACK_HOLDOUT_PERCENT", 20)
-    training_recipe: str = setting("TRAINING_RECIPE", "full")  # model_build recipe ("fast": head only)
+    # "champion" (names.CHAMPION_RECIPE): retrain with the recipe that built the serving model, so the gate
+    # compares like with like; or a model_build recipe by name (fast, full, auto).
+    training_recipe: str = setting("TRAINING_RECIPE", names.CHAMPION_RECIPE)
     training_instance_type: str = setting("TRAINING_INSTANCE_TYPE", "ml.m5.xlarge")
     training_use_spot: bool = setting("TRAINING_USE_SPOT", True)
     training_max_runtime_seconds: int = setting("TRAINING_MAX_RUNTIME_SECONDS", 3600)

@@ -21,6 +21,7 @@ from typing import Any
 from categorizer.adapters.feedback_table import FeedbackRecord
 from categorizer.adapters.training_jobs import TrainingJobs
 from categorizer.contract import StartTrainingSettings
+from categorizer.contract.names import CHAMPION_RECIPE
 from categorizer.observability import logger
 from categorizer.registry.catalogue import CatalogueStore, mismatch_notes
 from categorizer.registry.feedback_export import ExportLocation, plan_export, write_export
@@ -94,17 +95,33 @@ def _channel(name: str, uri: str, content_type: str) -> dict[str, Any]:
                                             "S3DataDistributionType": "FullyReplicated"}}}
 
 
+# What `--recipe auto` chooses (model_build/auto.py): with these two values, `full` rebuilds any recipe.
+_CHOSEN_RECIPE_FIELDS = ("sparse_head_weight", "fine_tune_epochs")
+
+
+def recipe_arguments(recipe: str, champion_manifest: dict[str, Any]) -> dict[str, Any]:
+    """The job's recipe hyperparameters. `champion`: the recipe that built the serving model (the effective
+    recipe its manifest records), so a retrain starts level with the model it must beat instead of a point
+    behind it; a manifest without a recipe (older bundles) gives `full`."""
+    if recipe != CHAMPION_RECIPE:
+        return {"recipe": recipe}
+    chosen = champion_manifest.get("recipe") or {}
+    return {"recipe": "full", **{name.replace("_", "-"): chosen[name] for name in _CHOSEN_RECIPE_FIELDS
+                                 if name in chosen}}
+
+
 def build_request(spec: TrainingJobSpec, job_name: str, *, feedback_prefix: str,
-                  labels_prefix: str | None = None) -> dict[str, Any]:
+                  labels_prefix: str | None = None, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """The CreateTrainingJob request. Hyperparameter values are JSON-encoded, as the SageMaker SDK sends them
-    (the training toolkit decodes them, then passes the non-`sagemaker_` ones as `--name value`)."""
+    (the training toolkit decodes them, then passes the non-`sagemaker_` ones as `--name value`). `recipe`:
+    the recipe hyperparameters (recipe_arguments); by default the spec's recipe by name."""
     hyperparameters = {
         "sagemaker_program": spec.entry_point,
         "sagemaker_submit_directory": spec.source_uri,
         "sagemaker_region": spec.region,
         "sagemaker_container_log_level": 20,
         "sagemaker_job_name": job_name,
-        "recipe": spec.recipe,
+        **(recipe if recipe is not None else {"recipe": spec.recipe}),
     }
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
     if spec.use_spot:
@@ -155,7 +172,8 @@ def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any
     champion = deps.registry.champion_pointer()
     if champion is None:
         return _skipped(job_name, "no champion model yet: publish one first (its labels define the label set)")
-    labels = deps.registry.labels_of(deps.registry.require(champion.version), deps.cache_dir / "bundles")
+    champion_record = deps.registry.require(champion.version)
+    labels = deps.registry.labels_of(champion_record, deps.cache_dir / "bundles")
     catalogue = CatalogueStore(deps.registry.bucket).read()  # the snapshot this job trains for
     if catalogue is not None:
         for note in mismatch_notes(catalogue, champion=champion.version, champion_labels=labels):
@@ -172,7 +190,8 @@ def start_retraining(when: datetime, deps: RetrainDependencies) -> dict[str, Any
         logger.warning("feedback with labels the next model will not know was refused",
                        extra={"unknown_labels": plan.usable.unknown_labels})
     request = build_request(spec, job_name, feedback_prefix=location.train_prefix,
-                            labels_prefix=location.labels_prefix)
+                            labels_prefix=location.labels_prefix,
+                            recipe=recipe_arguments(spec.recipe, champion_record.bundle_manifest))
     started = deps.jobs.create(request)
     status = RetrainStatus.STARTED if started else RetrainStatus.ALREADY_STARTED
     logger.info("training job " + status.value.replace("_", " "), extra={"job_name": job_name, "export": export,
