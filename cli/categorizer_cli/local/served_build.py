@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from categorizer.registry.records import Origin
+from categorizer.registry.records import CHAMPION_CHANGES, Origin
 from categorizer_cli.paths import PROJECT_ROOT
 
 STATUS_FILE = "served-build.json"
@@ -248,7 +248,7 @@ class ServedBuild:
 
     @staticmethod
     def _decided(decision: Any, *, built: bool) -> dict[str, Any]:
-        promoted = decision.action.value in ("promoted", "forced", "published")
+        promoted = decision.action in CHAMPION_CHANGES  # promoted, forced or published: it served
         return {"state": BuildState.PROMOTED if promoted else BuildState.REJECTED, "built": built,
                 "version": decision.version, "champion": decision.champion_after,
                 "reasons": tuple(decision.reasons), "decided_at": decision.at}

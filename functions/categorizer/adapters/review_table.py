@@ -258,12 +258,7 @@ class ReviewTable:
                   source: SourceKind | None = None) -> tuple[list[ReviewItem], str | None]:
         """Open items in `order`, at most `limit`, and a cursor for the rest (None: no more)."""
         index = REVIEW_INDEX_BY_ORDER[order]
-        query: dict[str, Any] = {
-            "TableName": self.table_name, "IndexName": index.name,
-            "KeyConditionExpression": "#open = :open", "ScanIndexForward": order is ReviewOrder.UNCERTAIN,
-            "ExpressionAttributeNames": {"#open": OPEN}, "ExpressionAttributeValues": {":open": {"S": REVIEW_OPEN}},
-            "Limit": limit,
-        }
+        query = self._open_query(index.name, ScanIndexForward=order is ReviewOrder.UNCERTAIN, Limit=limit)
         filters = []
         if label is not None:
             filters.append("#label = :label")
@@ -307,7 +302,7 @@ class ReviewTable:
 
         Select=COUNT over the sparse open index: only open items are in it, and no item is returned.
         `page_size` sets Limit (None: DynamoDB's 1 MB pages)."""
-        query = self._open_by_time_query(Select="COUNT")
+        query = self._open_query(REVIEW_OPEN_BY_TIME.name, Select="COUNT")
         if page_size is not None:
             query["Limit"] = page_size
         total = 0
@@ -322,11 +317,13 @@ class ReviewTable:
 
     def oldest_open(self) -> ReviewItem | None:
         """The open item queued first (None: the queue is empty)."""
-        items = self._health_query("oldest", self._open_by_time_query(ScanIndexForward=True, Limit=1)).get("Items")
+        query = self._open_query(REVIEW_OPEN_BY_TIME.name, ScanIndexForward=True, Limit=1)
+        items = self._health_query("oldest", query).get("Items")
         return ReviewItem.from_item(items[0]) if items else None
 
-    def _open_by_time_query(self, **extra: Any) -> dict[str, Any]:
-        return {"TableName": self.table_name, "IndexName": REVIEW_OPEN_BY_TIME.name,
+    def _open_query(self, index_name: str, **extra: Any) -> dict[str, Any]:
+        """A Query of one sparse open index: every item in it is open (listings and the health both read them)."""
+        return {"TableName": self.table_name, "IndexName": index_name,
                 "KeyConditionExpression": "#open = :open", "ExpressionAttributeNames": {"#open": OPEN},
                 "ExpressionAttributeValues": {":open": {"S": REVIEW_OPEN}}, **extra}
 

@@ -194,7 +194,7 @@ class Classifier:
                 for (index, _), enc in zip(valid, encodings, strict=True)
             ]
             top_k = max(1, min(top_k, len(self.labels)))
-            position = {index: at for at, (index, _) in enumerate(valid)}
+            position = {index: at for at, (index, _) in enumerate(valid)} if explain else {}
             for item, (probs, novelty) in self._run_sorted(encoded):
                 prediction = self._prediction(probs, novelty, top_k, item.truncated)
                 if explain:

@@ -27,6 +27,8 @@ class Origin(StrEnum):
     UNKNOWN = "unknown"
 
 
+# Decisions that settle what became of a candidate version (the gate's, or a person's).
+VERSION_VERDICTS = frozenset({Action.PROMOTED, Action.REJECTED, Action.FORCED, Action.PUBLISHED})
 # Decisions after which the champion pointer names `version`.
 CHAMPION_CHANGES = frozenset({Action.PUBLISHED, Action.PROMOTED, Action.FORCED, Action.ROLLED_BACK})
 

@@ -24,7 +24,15 @@ from categorizer.engine import Bundle, BundleError, load_bundle
 from categorizer.engine.bundle import extract_bundle
 from categorizer.model_store import ChampionPointer
 from categorizer.observability import logger
-from categorizer.registry.records import CHAMPION_CHANGES, Action, Decision, ModelRecord, Origin, utc_now
+from categorizer.registry.records import (
+    CHAMPION_CHANGES,
+    VERSION_VERDICTS,
+    Action,
+    Decision,
+    ModelRecord,
+    Origin,
+    utc_now,
+)
 
 MANIFEST_NAME = "manifest.json"
 TARBALL_NAME = "model.tar.gz"
@@ -180,8 +188,7 @@ class ModelRegistry:
 
     def decision_for_version(self, version: str) -> Decision | None:
         """The latest gate (or hand) decision about a candidate version: promoted, rejected, forced or published."""
-        judged = (Action.PROMOTED, Action.REJECTED, Action.FORCED, Action.PUBLISHED)
-        found = [d for d in self.decisions() if d.version == version and d.action in judged]
+        found = [d for d in self.decisions() if d.version == version and d.action in VERSION_VERDICTS]
         return found[-1] if found else None
 
     def decision_for_job(self, job_name: str) -> Decision | None:
