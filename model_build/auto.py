@@ -7,7 +7,9 @@ choice is made: pipeline.py), trains each candidate on the rest and scores it th
 - the softmax head on the frozen encoder alone (the `fast` recipe);
 - that head plus the sparse n-gram head at several weights (the `full` recipe is weight 0.5);
 - encoder fine-tuning for `fine_tune_epochs` (if the recipe asks for it) plus the n-gram head at the best
-  weight, only when its time, estimated from a timed probe, fits the remaining build budget.
+  weight, only when its time, estimated from a timed probe, fits the remaining build budget. The encoder is
+  fine-tuned once: should the trial win, its model is the one served (pipeline.py), so the validation split
+  it never saw calibrates the out-of-scope threshold and the build does not pay for a second fine-tune.
 
 The frozen candidates share one set of embeddings (the build computes them anyway), so they cost seconds.
 
@@ -65,6 +67,7 @@ class Choice:
     validation_items: int
     budget_seconds: float
     trials: list[Trial] = field(default_factory=list)
+    fine_tuned: FineTuned | None = field(default=None, repr=False, compare=False)  # the chosen trial's model
 
     def as_dict(self) -> dict[str, Any]:
         return {"chosen": self.chosen, "reason": self.reason, "validation_items": self.validation_items,
@@ -81,12 +84,21 @@ class AutoInputs:
     labels: Sequence[str]  # the label set, in model order
 
 
-# Train the frozen head: (features, targets, weights, num_labels, recipe) -> torch Linear. Fine-tune: a
-# function that fine-tunes on (texts, targets, weights) and returns validation logits for `texts_val`.
+@dataclass(frozen=True)
+class FineTuned:
+    """A fine-tuned model (opaque here) and its fp32 logits on the validation items it did not see."""
+
+    model: Any
+    validation_logits: np.ndarray
+    keep: Sequence[int]  # positions in the training data it was fine-tuned on
+    held: Sequence[int]  # positions it never saw
+
+
+# Train the frozen head: (features, targets, weights, num_labels, recipe) -> torch Linear.
 HeadTrainer = Callable[..., torch.nn.Linear]
-# (texts, targets, weights, validation texts, recipe, seconds it may take) -> validation logits; raises
-# OverBudgetError when it runs out of those seconds.
-FineTuner = Callable[[Sequence[str], np.ndarray, np.ndarray, Sequence[str], Recipe, float], np.ndarray]
+# (kept positions, held-out positions, recipe, seconds it may take) -> FineTuned; raises OverBudgetError when it
+# runs out of those seconds.
+FineTuner = Callable[[Sequence[int], Sequence[int], Recipe, float], FineTuned]
 
 
 def _scored(name: str, overrides: dict[str, Any], logits: np.ndarray, truth: Sequence[str],
@@ -142,30 +154,27 @@ def choose_recipe(inputs: AutoInputs, *, base: Recipe, train_head: HeadTrainer, 
 
     reference = _reference(trials, base)
     best_frozen = _best(trials, reference)
+    tuned: FineTuned | None = None
     if base.fine_tune_epochs > 0:
         name = f"fine-tune {base.fine_tune_epochs} epochs + n-grams x{best_frozen.overrides['sparse_head_weight']:g}"
         overrides = {"fine_tune_epochs": base.fine_tune_epochs,
                      "sparse_head_weight": best_frozen.overrides["sparse_head_weight"]}
         remaining = budget_seconds - spent_seconds - (clock() - started)
-        # Trying it costs one fine-tune on the split; winning costs another on all the data.
-        needed = (estimate_fine_tune_seconds(len(keep)) + estimate_fine_tune_seconds(len(targets))
-                  if estimate_fine_tune_seconds else float("inf"))
+        # One fine-tune: the trial's model is the final one should it win.
+        needed = estimate_fine_tune_seconds(len(keep)) if estimate_fine_tune_seconds else float("inf")
         if fine_tune is None or needed > remaining:
-            trials.append(Trial(name, overrides, skipped=f"needs ~{needed:.0f} s (trial + final build), "
+            trials.append(Trial(name, overrides, skipped=f"needs ~{needed:.0f} s, "
                                                          f"{max(0.0, remaining):.0f} s of the budget left"))
         else:
             tick = clock()
-            texts = inputs.train.texts
-            # The trial must leave time for the final build on all the data, should it win.
-            allowed = remaining - estimate_fine_tune_seconds(len(targets))
             try:
-                logits = fine_tune([texts[i] for i in keep], targets[keep], weights[keep], [texts[i] for i in held],
-                                   replace(base, **overrides), allowed)
+                tuned = fine_tune(keep, held, replace(base, **overrides), remaining)
             except OverBudgetError as stopped:
                 trials.append(Trial(name, overrides, seconds=clock() - tick, skipped=(
                     f"{stopped} after {clock() - tick:.0f} s: it would not have finished within the budget "
-                    f"(estimated ~{needed:.0f} s for trial and final build at the start; the machine is slower now)")))
+                    f"(estimated ~{needed:.0f} s at the start; the machine is slower now)")))
             else:
+                logits = tuned.validation_logits
                 if sparse_val is not None:
                     logits = logits + overrides["sparse_head_weight"] * sparse_val
                 trials.append(_scored(name, overrides, logits, truth, labels, clock() - tick))
@@ -183,7 +192,8 @@ def choose_recipe(inputs: AutoInputs, *, base: Recipe, train_head: HeadTrainer, 
                   f"{_margin(best, reference):.4f}")
     log.info("recipe chosen: %s (%s)", best.name, reason)
     return Choice(recipe=replace(base, **best.overrides), chosen=best.name, reason=reason,
-                  validation_items=len(held), budget_seconds=budget_seconds, trials=trials)
+                  validation_items=len(held), budget_seconds=budget_seconds, trials=trials,
+                  fine_tuned=tuned if best.overrides.get("fine_tune_epochs", 0) > 0 else None)
 
 
 def _reference(trials: list[Trial], base: Recipe) -> Trial:

@@ -26,6 +26,8 @@ EMBEDDING_OUTPUT = "embedding"
 NOVELTY_OUTPUT = "novelty"
 NOVELTY_METHOD = "mahalanobis-nearest-class-mean-shrunk-shared-covariance"
 NOVELTY_CALIBRATION = "5-fold cross-fitted quantile of in-scope training novelty"
+# A fine-tuned encoder has moved its own training texts: calibrate on the split it never saw instead.
+NOVELTY_CALIBRATION_UNSEEN = "quantile of in-scope novelty on the validation split the fine-tuned encoder never saw"
 _EIGEN_FLOOR = 1e-6  # relative: directions with less variance than this are treated as having this much
 
 

@@ -22,15 +22,16 @@ import torch
 
 from categorizer.engine import Classifier, load_bundle
 from categorizer.engine.classifier import available_cpus
-from model_build.auto import DEFAULT_BUDGET_SECONDS, AutoInputs, Choice, choose_recipe, timed_probe
+from model_build.auto import DEFAULT_BUDGET_SECONDS, AutoInputs, Choice, FineTuned, choose_recipe, timed_probe
 from model_build.bundle import new_version, write_manifest
-from model_build.data import DataError, LabelledData, read_labelled, sha256_files, stratified_split
+from model_build.data import DataError, LabelledData, read_labelled, sha256_files, stratified_indices, stratified_split
 from model_build.encoder import BASE_ENCODER, base_encoder_dir
 from model_build.evaluate import evaluate, write_report
 from model_build.export import export_int8
 from model_build.novelty import (
     EMBEDDING_OUTPUT,
     NOVELTY_CALIBRATION,
+    NOVELTY_CALIBRATION_UNSEEN,
     NOVELTY_METHOD,
     NOVELTY_OUTPUT,
     NoveltyStats,
@@ -141,17 +142,23 @@ def build(request: BuildRequest) -> BuildResult:
         held_out, data_sha = load_held_out(request, train, held_out_split)
         held_out, held_out_oos = split_out_of_scope(held_out, request.oos_label)
         log.info("evaluating on %d held-out items", len(held_out))
-        head = train_head(features, targets, weights, num_labels=len(labels), recipe=recipe)
-        model.head.load_state_dict(head.state_dict())
         embed_dir = workdir
+        unseen: FineTuned | None = None
         if recipe.fine_tune_epochs > 0:
-            fine_tune(model, train.texts, targets, weights, recipe=recipe, progress=request.progress)
+            unseen = (choice.fine_tuned if choice and choice.fine_tuned
+                      else fine_tune_split(train, features, targets, weights, labels=labels, recipe=recipe,
+                                           progress=request.progress))
+            model = unseen.model
             # The encoder changed: novelty statistics need the embeddings the served encoder computes.
             embed_dir = workdir / "tuned"
             embed_dir.mkdir()
             features = embed(model.sentence_encoder.encoder, train.texts, workdir=embed_dir,
                              max_tokens=recipe.train_max_tokens, threads=request.threads, progress=request.progress)
-        novelty_stats, novelty_fields = _novelty(features, targets, num_labels=len(labels), recipe=recipe)
+        else:
+            head = train_head(features, targets, weights, num_labels=len(labels), recipe=recipe)
+            model.head.load_state_dict(head.state_dict())
+        novelty_stats, novelty_fields = _novelty(features, targets, num_labels=len(labels), recipe=recipe,
+                                                 unseen=unseen if unseen and unseen.held else None)
         if len(train_oos):
             oos_features = embed(model.sentence_encoder.encoder, train_oos.texts, workdir=embed_dir,
                                  max_tokens=recipe.train_max_tokens, threads=request.threads, progress=False)
@@ -217,12 +224,12 @@ def _choose(request: BuildRequest, train: LabelledData, features: np.ndarray, la
     """Score the candidates on a validation split of `train` (auto.py) with this build's own trainers."""
     base = request.recipe
     index = {label: i for i, label in enumerate(labels)}
+    targets = np.array([index[label] for label in train.labels])
+    weights = np.asarray(train.weights, dtype=np.float32)
 
-    def fine_tune_candidate(texts, targets, weights, texts_val, recipe: Recipe, seconds: float) -> np.ndarray:
-        model = build_classifier(len(labels))
-        fine_tune(model, texts, targets, weights, recipe=recipe, progress=request.progress,
-                  deadline=time.monotonic() + seconds)
-        return _logits(model, texts_val, max_tokens=recipe.max_tokens)
+    def fine_tune_candidate(keep, held, recipe: Recipe, seconds: float) -> FineTuned:
+        return fine_tune_split(train, features, targets, weights, labels=labels, recipe=recipe,
+                               progress=request.progress, split=(keep, held), deadline=time.monotonic() + seconds)
 
     def estimate(items: int) -> float:
         """Seconds to fine-tune `items` texts for the recipe's epochs, from one timed pass over 64."""
@@ -241,6 +248,28 @@ def _choose(request: BuildRequest, train: LabelledData, features: np.ndarray, la
         base=base, train_head=train_head, fine_tune=fine_tune_candidate, budget_seconds=request.budget_seconds,
         spent_seconds=spent_seconds,
         estimate_fine_tune_seconds=lambda items: estimates.setdefault(items, estimate(items)))
+
+
+def fine_tune_split(train: LabelledData, features: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
+                    labels: Sequence[str], recipe: Recipe, progress: bool,
+                    split: tuple[Sequence[int], Sequence[int]] | None = None,
+                    deadline: float | None = None) -> FineTuned:
+    """Fine-tune the encoder on the kept part of the validation split only (all of it when too small to split).
+
+    The part it never sees calibrates the out-of-scope threshold: a fine-tuned encoder pulls its own training
+    texts toward their class means, so a threshold calibrated on them flags three times too many new texts
+    (docs/model.md). The head starts from the frozen encoder's (linear probe, then fine-tune)."""
+    keep, held = split or stratified_indices(train.labels, fraction=recipe.validation_fraction, seed=recipe.seed)
+    if not held:
+        keep = list(range(len(train)))
+    model = build_classifier(len(labels))
+    head = train_head(features[keep], targets[keep], weights[keep], num_labels=len(labels), recipe=recipe)
+    model.head.load_state_dict(head.state_dict())
+    fine_tune(model, [train.texts[i] for i in keep], targets[keep], weights[keep], recipe=recipe, progress=progress,
+              deadline=deadline)
+    logits = _logits(model, [train.texts[i] for i in held], max_tokens=recipe.max_tokens) if held else np.zeros(
+        (0, len(labels)), dtype=np.float32)
+    return FineTuned(model=model, validation_logits=logits, keep=list(keep), held=list(held))
 
 
 def _logits(model, texts: Sequence[str], *, max_tokens: int) -> np.ndarray:
@@ -274,16 +303,24 @@ def _choice_lines(choice: Choice, metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _novelty(features: np.ndarray, targets: np.ndarray, *, num_labels: int,
-             recipe: Recipe) -> tuple[NoveltyStats, dict[str, Any]]:
-    """Novelty statistics on all in-scope training embeddings; the threshold from cross-fitted scores."""
+def _novelty(features: np.ndarray, targets: np.ndarray, *, num_labels: int, recipe: Recipe,
+             unseen: FineTuned | None = None) -> tuple[NoveltyStats, dict[str, Any]]:
+    """Novelty statistics on all in-scope training embeddings. The threshold: from the items a fine-tuned
+    encoder never saw (`unseen`, statistics fitted on the rest), else from cross-fitted scores."""
     stats = fit_novelty(features, targets, num_labels=num_labels, shrinkage=recipe.novelty_shrinkage)
-    held_scores = cross_fitted_scores(features, targets, num_labels=num_labels, shrinkage=recipe.novelty_shrinkage,
-                                      seed=recipe.seed)
+    if unseen is not None:
+        keep, held = list(unseen.keep), list(unseen.held)
+        held_scores = novelty_scores(features[held], fit_novelty(
+            features[keep], targets[keep], num_labels=num_labels, shrinkage=recipe.novelty_shrinkage))
+        calibration = NOVELTY_CALIBRATION_UNSEEN
+    else:
+        held_scores = cross_fitted_scores(features, targets, num_labels=num_labels,
+                                          shrinkage=recipe.novelty_shrinkage, seed=recipe.seed)
+        calibration = NOVELTY_CALIBRATION
     threshold = calibrate_threshold(held_scores, flag_rate=recipe.novelty_flag_rate)
     # Other operating points, for a stage that wants to flag more or less (OUT_OF_SCOPE_THRESHOLD).
     alternatives = {f"{rate:g}": calibrate_threshold(held_scores, flag_rate=rate) for rate in ALTERNATIVE_FLAG_RATES}
-    return stats, {"method": NOVELTY_METHOD, "calibration": NOVELTY_CALIBRATION, "threshold": threshold,
+    return stats, {"method": NOVELTY_METHOD, "calibration": calibration, "threshold": threshold,
                    "shrinkage": recipe.novelty_shrinkage, "flag_rate": recipe.novelty_flag_rate,
                    "calibration_items": len(held_scores), "output": NOVELTY_OUTPUT,
                    "thresholds_by_flag_rate": alternatives}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from model_build.auto import AutoInputs, choose_recipe
+from model_build.auto import AutoInputs, FineTuned, choose_recipe
 from model_build.data import LabelledData, stratified_indices
 from model_build.recipe import FULL
 from model_build.train import train_head
@@ -66,41 +67,70 @@ def test_fine_tuning_is_skipped_with_the_reason_when_it_does_not_fit_the_budget(
 
     skipped = choice.trials[-1]
     assert skipped.name.startswith("fine-tune 2 epochs") and skipped.macro_f1 is None
-    assert "needs ~200 s" in skipped.skipped and choice.recipe.fine_tune_epochs == 0
+    assert "needs ~100 s" in skipped.skipped and choice.recipe.fine_tune_epochs == 0
 
 
 def test_fine_tuning_runs_within_the_budget_on_the_split_only():
     seen: dict[str, int] = {}
 
-    def fine_tune(texts, targets, weights, texts_val, recipe, seconds):
-        seen.update(train=len(texts), validation=len(texts_val), epochs=recipe.fine_tune_epochs, seconds=seconds)
-        return np.zeros((len(texts_val), len(LABELS)), dtype=np.float32)  # learns nothing: must not win
+    def fine_tune(keep, held, recipe, seconds):
+        seen.update(train=len(keep), validation=len(held), epochs=recipe.fine_tune_epochs, seconds=seconds)
+        # learns nothing: must not win
+        return FineTuned(model="trial", validation_logits=np.zeros((len(held), len(LABELS)), dtype=np.float32),
+                         keep=keep, held=held)
 
     inputs = _inputs(separable_embeddings=True)
     choice = choose_recipe(inputs, base=FULL.with_overrides({"fine_tune_epochs": 1}), train_head=train_head,
                            fine_tune=fine_tune, budget_seconds=600, estimate_fine_tune_seconds=lambda items: 1.0)
 
     assert seen["train"] + seen["validation"] == len(inputs.train) and seen["epochs"] == 1
-    assert 590 < seen["seconds"] < 600  # the budget minus the final build's estimate
+    assert 590 < seen["seconds"] <= 600  # all that is left: the trial's model is the final one if it wins
     assert choice.trials[-1].macro_f1 is not None and choice.recipe.fine_tune_epochs == 0
+    assert choice.fine_tuned is None  # a losing trial's model is not kept
+
+
+def test_a_winning_fine_tune_trial_is_the_model_the_build_serves():
+    """Noise embeddings and uninformative token ids: the frozen candidates guess; a fine-tune that gets every
+    validation item right wins, and its model (trained on the kept part only) is handed to the build instead
+    of a second fine-tune."""
+    inputs = replace(_inputs(separable_embeddings=False, n=90), token_ids=[[101, 7, 102]] * 90)
+    index = {label: i for i, label in enumerate(LABELS)}
+
+    def fine_tune(keep, held, recipe, seconds):
+        logits = np.full((len(held), len(LABELS)), -5.0, dtype=np.float32)
+        logits[np.arange(len(held)), [index[inputs.train.labels[i]] for i in held]] = 5.0
+        return FineTuned(model="the tuned model", validation_logits=logits, keep=keep, held=held)
+
+    base = FULL.with_overrides({"fine_tune_epochs": 2, "sparse_head_weight": 0.0})
+    choice = choose_recipe(inputs, base=base, train_head=train_head, fine_tune=fine_tune, budget_seconds=600,
+                           estimate_fine_tune_seconds=lambda items: 1.0)
+
+    assert choice.recipe.fine_tune_epochs == 2 and choice.chosen.startswith("fine-tune 2 epochs")
+    assert choice.fine_tuned is not None and choice.fine_tuned.model == "the tuned model"
+    assert not set(choice.fine_tuned.keep) & set(choice.fine_tuned.held)
+    assert "fine_tuned" not in choice.as_dict()
 
 
 def test_a_trial_that_runs_past_the_budget_is_stopped_and_the_frozen_recipe_chosen():
     """The estimate is taken once; a machine that gets busier makes the trial slower than estimated. The trial
-    gets the seconds left (minus the final build's estimate) and is stopped when they run out."""
+    gets the seconds left and is stopped when they run out."""
     from model_build.recipe import OverBudgetError
     from model_build.train import build_classifier
     from model_build.train import fine_tune as real_fine_tune
 
     given: list[float] = []
 
-    def fine_tune(texts, targets, weights, texts_val, recipe, seconds):
+    inputs = _inputs(separable_embeddings=True)
+
+    def fine_tune(keep, held, recipe, seconds):
         given.append(seconds)
-        real_fine_tune(build_classifier(len(LABELS)), texts, targets, weights, recipe=recipe, progress=False,
+        targets = np.array([LABELS.index(inputs.train.labels[i]) for i in keep])
+        real_fine_tune(build_classifier(len(LABELS)), [inputs.train.texts[i] for i in keep], targets,
+                       np.ones(len(keep), dtype=np.float32), recipe=recipe, progress=False,
                        deadline=time.monotonic() - 1)  # already past: the real loop must stop at its first step
         pytest.fail("fine_tune must raise OverBudgetError past its deadline")
 
-    choice = choose_recipe(_inputs(separable_embeddings=True), base=FULL.with_overrides({"fine_tune_epochs": 1}),
+    choice = choose_recipe(inputs, base=FULL.with_overrides({"fine_tune_epochs": 1}),
                            train_head=train_head, fine_tune=fine_tune, budget_seconds=600,
                            estimate_fine_tune_seconds=lambda items: 1.0)
 

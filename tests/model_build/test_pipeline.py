@@ -197,3 +197,33 @@ def test_auto_recipe_is_chosen_before_the_test_file_is_read(tmp_path: Path, monk
     assert manifest["recipe"]["fine_tune_epochs"] == chosen["overrides"].get("fine_tune_epochs", 0)
     report = (result.bundle_dir / "report" / "report.md").read_text(encoding="utf-8")
     assert "Recipe chosen from the data" in report and "beside test macro-F1" in report
+
+
+def test_a_fine_tuned_build_calibrates_out_of_scope_on_texts_its_encoder_never_saw(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fine-tuned encoder pulls its own training texts toward their class means, so their novelty says little
+    about new texts. The encoder is fine-tuned once, on the kept part of the validation split, and the held part
+    calibrates the threshold."""
+    import model_build.pipeline as pipeline
+    from model_build.data import stratified_indices
+    from model_build.novelty import NOVELTY_CALIBRATION_UNSEEN
+    from model_build.recipe import FULL
+
+    tuned_on: list[list[str]] = []
+    real_fine_tune = pipeline.fine_tune
+
+    def fine_tune(model, texts, *args, **kwargs):
+        tuned_on.append(list(texts))
+        return real_fine_tune(model, texts, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fine_tune", fine_tune)
+    recipe = FULL.with_overrides({"fine_tune_epochs": 1})
+    result = pipeline.build(pipeline.BuildRequest(train_files=[TEST_DATA / "tiny.csv"], bundle_dir=tmp_path / "b",
+                                                  recipe=recipe, progress=False, threads=1))
+
+    train, _ = stratified_split(read_labelled(TEST_DATA / "tiny.csv"), fraction=0.2, seed=recipe.seed)
+    keep, held = stratified_indices(train.labels, fraction=recipe.validation_fraction, seed=recipe.seed)
+    assert len(tuned_on) == 1 and sorted(tuned_on[0]) == sorted(train.texts[i] for i in keep)
+    novelty = load_bundle(result.bundle_dir).manifest["novelty"]
+    assert novelty["calibration"] == NOVELTY_CALIBRATION_UNSEEN and novelty["calibration_items"] == len(held) > 0
+    assert result.metrics["out_of_scope"]["in_scope_items"] > 0
