@@ -9,7 +9,9 @@ the same session.run that gives the probabilities: no extra pass over the text.
 
 The threshold is calibrated on the training data only: 5-fold cross-fitting (statistics fitted on four
 folds, novelty of the fifth), and the threshold is the (1 - flag_rate) quantile of those held-out in-scope
-scores, so that about `flag_rate` of in-scope texts are flagged out-of-scope. Shrinkage and flag rate were
+scores, so that about `flag_rate` of in-scope texts are flagged out-of-scope. A fine-tuned encoder has
+pulled its own training texts toward their classes, so its threshold comes instead from the validation split
+it was not fine-tuned on (pipeline.fine_tune_split). Shrinkage and flag rate were
 chosen on validation splits of CLINC150 and BANKING77 (docs/model.md, "Out-of-scope detection").
 """
 

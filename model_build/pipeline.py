@@ -317,11 +317,11 @@ def _novelty(features: np.ndarray, targets: np.ndarray, *, num_labels: int, reci
         held_scores = cross_fitted_scores(features, targets, num_labels=num_labels,
                                           shrinkage=recipe.novelty_shrinkage, seed=recipe.seed)
         calibration = NOVELTY_CALIBRATION
-    threshold = calibrate_threshold(held_scores, flag_rate=recipe.novelty_flag_rate)
+    threshold = calibrate_threshold(held_scores, flag_rate=recipe.flag_rate)
     # Other operating points, for a stage that wants to flag more or less (OUT_OF_SCOPE_THRESHOLD).
     alternatives = {f"{rate:g}": calibrate_threshold(held_scores, flag_rate=rate) for rate in ALTERNATIVE_FLAG_RATES}
     return stats, {"method": NOVELTY_METHOD, "calibration": calibration, "threshold": threshold,
-                   "shrinkage": recipe.novelty_shrinkage, "flag_rate": recipe.novelty_flag_rate,
+                   "shrinkage": recipe.novelty_shrinkage, "flag_rate": recipe.flag_rate,
                    "calibration_items": len(held_scores), "output": NOVELTY_OUTPUT,
                    "thresholds_by_flag_rate": alternatives}
 

@@ -226,4 +226,5 @@ def test_a_fine_tuned_build_calibrates_out_of_scope_on_texts_its_encoder_never_s
     assert len(tuned_on) == 1 and sorted(tuned_on[0]) == sorted(train.texts[i] for i in keep)
     novelty = load_bundle(result.bundle_dir).manifest["novelty"]
     assert novelty["calibration"] == NOVELTY_CALIBRATION_UNSEEN and novelty["calibration_items"] == len(held) > 0
+    assert novelty["flag_rate"] == recipe.novelty_flag_rate_fine_tuned == recipe.flag_rate
     assert result.metrics["out_of_scope"]["in_scope_items"] > 0
