@@ -147,6 +147,30 @@ ReviewCaller = Annotated[Principal, Security(review_caller, scopes=[names.REVIEW
 LabelsAdmin = Annotated[Principal, Security(labels_admin, scopes=[names.LABELS_SCOPE])]
 
 
+@dataclass(frozen=True)
+class ClassifyContext:
+    """What POST /v1/classify needs, from one dependency: the API's hottest route solves three dependency nodes
+    (the route, this, the bearer scheme) rather than one per need (bench/results/*-api-handler.md)."""
+
+    caller: Principal
+    classifier: Classifier
+    review: ReviewTable | None
+    settings: ApiSettings
+
+
+async def classify_context(request: Request, credentials: BearerCredentials) -> ClassifyContext:
+    # The same checks, in the same order, as ClassifyCaller then ClassifierDep then ReviewQueueDep.
+    services = services_of(request)
+    identity = services.settings.identity
+    caller = require_permission(verified_principal(services, credentials), scope=identity.classify_scope,
+                                group=identity.classify_group)
+    return ClassifyContext(caller=caller, classifier=services.models.get(), review=services.review.get(),
+                           settings=services.settings)
+
+
+ClassifyContextDep = Annotated[ClassifyContext, Security(classify_context, scopes=[names.CLASSIFY_SCOPE])]
+
+
 async def feedback_repository(request: Request) -> FeedbackTable:
     return services_of(request).feedback.get()
 
