@@ -13,6 +13,10 @@ layer runs right after the engine has swept the CPU caches: that is the figure t
 
     .venv/bin/python bench/api_ab.py --model artifacts/served/model main=main new=HEAD [--after-engine]
 Results: printed (quoted in bench/results/<date>-api-handler.md).
+
+`--count N` runs N canned calls of one variant and no timing, for instruction counts that machine load does
+not move: run it under `valgrind --tool=callgrind` with N and with 0; (difference of the totals) / N is the
+instructions per call.
 """
 
 from __future__ import annotations
@@ -91,10 +95,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--calls", type=int, default=100, help="timed calls per variant per round")
     parser.add_argument("--after-engine", action="store_true", help="one real engine call before each timed call")
+    parser.add_argument("--count", type=int, help="run this many canned calls of the one variant, untimed")
     args = parser.parse_args()
     specs = [spec.split("=", 1) for spec in args.variants]
     if any(len(spec) != 2 for spec in specs):
         parser.error("variants are label=rev")
+    if args.count is not None and len(specs) != 1:
+        parser.error("--count takes one variant")
 
     from moto.server import ThreadedMotoServer
 
@@ -113,6 +120,11 @@ def main() -> int:
                 for _ in range(50):
                     engine()
                     call()
+            if args.count is not None:
+                [(call, _)] = variants.values()
+                for _ in range(args.count):
+                    call()
+                return 0
             labels = list(variants)
             rounds: dict[str, list[float]] = {label: [] for label in labels}
             load_before = os.getloadavg()
