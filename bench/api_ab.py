@@ -16,7 +16,12 @@ Results: printed (quoted in bench/results/<date>-api-handler.md).
 
 `--count N` runs N canned calls of one variant and no timing, for instruction counts that machine load does
 not move: run it under `valgrind --tool=callgrind` with N and with 0; (difference of the totals) / N is the
-instructions per call.
+instructions per call. The emulator must then run in another process (`--cognito-endpoint`): in-process, its
+user-pool key generation varies by a billion instructions or more from run to run.
+
+    .venv/bin/moto_server -p 5055 &
+    valgrind --tool=callgrind .venv/bin/python bench/api_ab.py --cognito-endpoint http://127.0.0.1:5055 \
+        --count 2000 new=HEAD
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=100, help="timed calls per variant per round")
     parser.add_argument("--after-engine", action="store_true", help="one real engine call before each timed call")
     parser.add_argument("--count", type=int, help="run this many canned calls of the one variant, untimed")
+    parser.add_argument("--cognito-endpoint", help="a moto server already running (default: one in this process)")
     args = parser.parse_args()
     specs = [spec.split("=", 1) for spec in args.variants]
     if any(len(spec) != 2 for spec in specs):
@@ -105,11 +111,15 @@ def main() -> int:
 
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = None
+    endpoint = args.cognito_endpoint
+    if endpoint is None:
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        endpoint = f"http://127.0.0.1:{port}"
     try:
-        env, token = _cognito_token(f"http://127.0.0.1:{port}")
+        env, token = _cognito_token(endpoint)
         os.environ.update(env, MODEL_DIR=str(args.model), ONNX_THREADS="1", STAGE="bench",
                           FEEDBACK_TABLE="bench-feedback", INGEST_BUCKET="bench-ingest", RESULTS_BUCKET="bench-results",
                           POWERTOOLS_TRACE_DISABLED="true", AWS_REGION="us-east-1")
@@ -142,7 +152,8 @@ def main() -> int:
                 for label in labels:
                     rounds[label].append(statistics.median(samples[label]))
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
     reference = labels[0]
     print(f"API layer (engine answer canned){', after an engine call' if args.after_engine else ', warm'}: "
