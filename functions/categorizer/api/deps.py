@@ -5,7 +5,11 @@
 own `ApiServices`. Clients are built on first use (a cold start pays only for what its first request needs).
 
 The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool, which
-costs more than the work they do; in Lambda one request runs at a time anyway.
+costs more than the work they do; in Lambda one request runs at a time anyway. They are also shallow on
+purpose: each reads the services from the request (`services_of`) instead of depending on a "services"
+dependency, because FastAPI solves every node of a route's dependency tree on every request (its per-request
+cache is consulted only after a node's own dependencies are solved), and that tree walk was the largest single
+cost of the API layer (bench/results/*-api-handler.md).
 """
 
 from __future__ import annotations
@@ -76,23 +80,20 @@ def build_services(settings: ApiSettings) -> ApiServices:
     )
 
 
-async def api_services(request: Request) -> ApiServices:
+def services_of(request: Request) -> ApiServices:
     return request.app.state.services
 
 
-ServicesDep = Annotated[ApiServices, Depends(api_services)]
-
-
-async def app_settings(services: ServicesDep) -> ApiSettings:
-    return services.settings
+async def app_settings(request: Request) -> ApiSettings:
+    return services_of(request).settings
 
 
 SettingsDep = Annotated[ApiSettings, Depends(app_settings)]
 
 
-async def serving_classifier(services: ServicesDep) -> Classifier:
+async def serving_classifier(request: Request) -> Classifier:
     """The model serving now (loaded once per container; the model store swaps in a new champion)."""
-    return services.models.get()
+    return services_of(request).models.get()
 
 
 ClassifierDep = Annotated[Classifier, Depends(serving_classifier)]
@@ -103,33 +104,37 @@ bearer_scheme = HTTPBearer(
 )
 
 
-async def current_principal(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    services: ServicesDep,
-) -> Principal:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def verified_principal(services: ApiServices, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
         raise AuthenticationError("missing bearer token (Authorization: Bearer <token>)", token_present=False)
     return services.verifier.get().verify(credentials.credentials)
 
 
+async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
+    return verified_principal(services_of(request), credentials)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def classify_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
-    identity = settings.identity
+async def classify_caller(principal: CurrentPrincipal, request: Request) -> Principal:
+    identity = services_of(request).settings.identity
     return require_permission(principal, scope=identity.classify_scope, group=identity.classify_group)
 
 
-async def feedback_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
-    identity = settings.identity
+async def feedback_caller(principal: CurrentPrincipal, request: Request) -> Principal:
+    identity = services_of(request).settings.identity
     return require_permission(principal, scope=identity.feedback_scope, group=identity.feedback_group)
 
 
-async def review_caller(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
-    identity = settings.identity
+async def review_caller(principal: CurrentPrincipal, request: Request) -> Principal:
+    identity = services_of(request).settings.identity
     return require_permission(principal, scope=identity.review_scope, group=identity.review_group)
-async def labels_admin(principal: CurrentPrincipal, settings: SettingsDep) -> Principal:
-    identity = settings.identity
+async def labels_admin(principal: CurrentPrincipal, request: Request) -> Principal:
+    identity = services_of(request).settings.identity
     return require_permission(principal, scope=identity.labels_scope, group=identity.admins_group)
 
 
@@ -142,34 +147,58 @@ ReviewCaller = Annotated[Principal, Security(review_caller, scopes=[names.REVIEW
 LabelsAdmin = Annotated[Principal, Security(labels_admin, scopes=[names.LABELS_SCOPE])]
 
 
-async def feedback_repository(services: ServicesDep) -> FeedbackTable:
-    return services.feedback.get()
+@dataclass(frozen=True)
+class ClassifyContext:
+    """What POST /v1/classify needs, from one dependency: the API's hottest route solves three dependency nodes
+    (the route, this, the bearer scheme) rather than one per need (bench/results/*-api-handler.md)."""
+
+    caller: Principal
+    classifier: Classifier
+    review: ReviewTable | None
+    settings: ApiSettings
+
+
+async def classify_context(request: Request, credentials: BearerCredentials) -> ClassifyContext:
+    # The same checks, in the same order, as ClassifyCaller then ClassifierDep then ReviewQueueDep.
+    services = services_of(request)
+    identity = services.settings.identity
+    caller = require_permission(verified_principal(services, credentials), scope=identity.classify_scope,
+                                group=identity.classify_group)
+    return ClassifyContext(caller=caller, classifier=services.models.get(), review=services.review.get(),
+                           settings=services.settings)
+
+
+ClassifyContextDep = Annotated[ClassifyContext, Security(classify_context, scopes=[names.CLASSIFY_SCOPE])]
+
+
+async def feedback_repository(request: Request) -> FeedbackTable:
+    return services_of(request).feedback.get()
 
 
 FeedbackRepository = Annotated[FeedbackTable, Depends(feedback_repository)]
 
 
-async def file_service(services: ServicesDep) -> FileService:
-    return services.files.get()
+async def file_service(request: Request) -> FileService:
+    return services_of(request).files.get()
 
 
 FileServiceDep = Annotated[FileService, Depends(file_service)]
 
 
-async def console_service(services: ServicesDep) -> ConsoleService:
-    return services.console.get()
+async def console_service(request: Request) -> ConsoleService:
+    return services_of(request).console.get()
 
 
 ConsoleServiceDep = Annotated[ConsoleService, Depends(console_service)]
 
 
-async def review_queue(services: ServicesDep) -> ReviewTable | None:
-    return services.review.get()
+async def review_queue(request: Request) -> ReviewTable | None:
+    return services_of(request).review.get()
 
 
 ReviewQueueDep = Annotated[ReviewTable | None, Depends(review_queue)]
-async def label_service(services: ServicesDep) -> LabelService:
-    return services.labels.get()
+async def label_service(request: Request) -> LabelService:
+    return services_of(request).labels.get()
 
 
 LabelServiceDep = Annotated[LabelService, Depends(label_service)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from categorizer.api import logic
-from categorizer.api.deps import ClassifierDep, ClassifyCaller, ReviewQueueDep, SettingsDep
+from categorizer.api.deps import ClassifyContextDep
 from categorizer.api.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -34,12 +34,12 @@ ERRORS = {
 
 
 @router.post("/classify", summary="Classify 1 to N texts", responses=ERRORS)
-async def classify(body: ClassifyRequest, caller: ClassifyCaller, classifier: ClassifierDep,
-                   review: ReviewQueueDep, settings: SettingsDep) -> ClassifyResponse:
+async def classify(body: ClassifyRequest, context: ClassifyContextDep) -> ClassifyResponse:
     # async def + a synchronous engine call: no thread-pool hop; Lambda serves one request at a time.
+    classifier = context.classifier
     items = logic.classify_texts(classifier, body.all_texts, top_k=body.top_k, explain=body.explain)
-    logic.queue_doubtful(body.all_texts, items, caller=caller, model_version=classifier.version, table=review,
-                         settings=settings.review)
+    logic.queue_doubtful(body.all_texts, items, caller=context.caller, model_version=classifier.version,
+                         table=context.review, settings=context.settings.review)
     return ClassifyResponse(
         model_version=classifier.version,
         predictions=[
