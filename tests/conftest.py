@@ -72,9 +72,10 @@ def log_output():
 
 @pytest.fixture(autouse=True)
 def _reset_metrics():
-    """The metrics object is module-level state shared by every handler: start every test from zero."""
+    """Powertools Metrics keep state at class level: start every test from zero."""
     from categorizer.observability import metrics
 
     metrics.clear_metrics()
+    metrics.clear_default_dimensions()
     yield
     metrics.clear_metrics()
