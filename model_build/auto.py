@@ -7,9 +7,9 @@ choice is made: pipeline.py), trains each candidate on the rest and scores it th
 - the softmax head on the frozen encoder alone (the `fast` recipe);
 - that head plus the sparse n-gram head at several weights (the `full` recipe is weight 0.5);
 - encoder fine-tuning for `fine_tune_epochs` (if the recipe asks for it) plus the n-gram head at the best
-  weight, only when its time, estimated from a timed probe, fits the remaining build budget. The encoder is
-  fine-tuned once: should the trial win, its model is the one served (pipeline.py), so the validation split
-  it never saw calibrates the out-of-scope threshold and the build does not pay for a second fine-tune.
+  weight, only when its time (trial and final build), estimated from a timed probe, fits the remaining build
+  budget. Should the trial win, the build keeps it (pipeline.py): the validation split it never saw
+  calibrates the out-of-scope threshold of the model then fine-tuned on all the data.
 
 The frozen candidates share one set of embeddings (the build computes them anyway), so they cost seconds.
 
@@ -67,7 +67,8 @@ class Choice:
     validation_items: int
     budget_seconds: float
     trials: list[Trial] = field(default_factory=list)
-    fine_tuned: FineTuned | None = field(default=None, repr=False, compare=False)  # the chosen trial's model
+    # The winning fine-tune trial: its held-out split calibrates the final model's out-of-scope threshold.
+    fine_tuned: FineTuned | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"chosen": self.chosen, "reason": self.reason, "validation_items": self.validation_items,
@@ -160,19 +161,22 @@ def choose_recipe(inputs: AutoInputs, *, base: Recipe, train_head: HeadTrainer, 
         overrides = {"fine_tune_epochs": base.fine_tune_epochs,
                      "sparse_head_weight": best_frozen.overrides["sparse_head_weight"]}
         remaining = budget_seconds - spent_seconds - (clock() - started)
-        # One fine-tune: the trial's model is the final one should it win.
-        needed = estimate_fine_tune_seconds(len(keep)) if estimate_fine_tune_seconds else float("inf")
+        # Trying it costs one fine-tune on the split; winning costs another on all the data.
+        needed = (estimate_fine_tune_seconds(len(keep)) + estimate_fine_tune_seconds(len(targets))
+                  if estimate_fine_tune_seconds else float("inf"))
         if fine_tune is None or needed > remaining:
-            trials.append(Trial(name, overrides, skipped=f"needs ~{needed:.0f} s, "
+            trials.append(Trial(name, overrides, skipped=f"needs ~{needed:.0f} s (trial + final build), "
                                                          f"{max(0.0, remaining):.0f} s of the budget left"))
         else:
             tick = clock()
+            # The trial must leave time for the final build on all the data, should it win.
+            allowed = remaining - estimate_fine_tune_seconds(len(targets))
             try:
-                tuned = fine_tune(keep, held, replace(base, **overrides), remaining)
+                tuned = fine_tune(keep, held, replace(base, **overrides), allowed)
             except OverBudgetError as stopped:
                 trials.append(Trial(name, overrides, seconds=clock() - tick, skipped=(
                     f"{stopped} after {clock() - tick:.0f} s: it would not have finished within the budget "
-                    f"(estimated ~{needed:.0f} s at the start; the machine is slower now)")))
+                    f"(estimated ~{needed:.0f} s for trial and final build at the start; the machine is slower now)")))
             else:
                 logits = tuned.validation_logits
                 if sparse_val is not None:

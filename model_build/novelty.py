@@ -10,8 +10,8 @@ the same session.run that gives the probabilities: no extra pass over the text.
 The threshold is calibrated on the training data only: 5-fold cross-fitting (statistics fitted on four
 folds, novelty of the fifth), and the threshold is the (1 - flag_rate) quantile of those held-out in-scope
 scores, so that about `flag_rate` of in-scope texts are flagged out-of-scope. A fine-tuned encoder has
-pulled its own training texts toward their classes, so its threshold comes instead from the validation split
-it was not fine-tuned on (pipeline.fine_tune_split). Shrinkage and flag rate were
+pulled its own training texts toward their classes, so its threshold comes instead from a trial fine-tuned
+without the validation split (pipeline.fine_tune_split, pipeline._novelty). Shrinkage and flag rate were
 chosen on validation splits of CLINC150 and BANKING77 (docs/model.md, "Out-of-scope detection").
 """
 
@@ -29,7 +29,8 @@ NOVELTY_OUTPUT = "novelty"
 NOVELTY_METHOD = "mahalanobis-nearest-class-mean-shrunk-shared-covariance"
 NOVELTY_CALIBRATION = "5-fold cross-fitted quantile of in-scope training novelty"
 # A fine-tuned encoder has moved its own training texts: calibrate on the split it never saw instead.
-NOVELTY_CALIBRATION_UNSEEN = "quantile of in-scope novelty on the validation split the fine-tuned encoder never saw"
+NOVELTY_CALIBRATION_UNSEEN = ("quantile of in-scope novelty on the validation split a trial fine-tune never saw, "
+                              "scaled to the encoder fine-tuned on all the data")
 _EIGEN_FLOOR = 1e-6  # relative: directions with less variance than this are treated as having this much
 
 

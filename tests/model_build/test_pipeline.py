@@ -202,8 +202,8 @@ def test_auto_recipe_is_chosen_before_the_test_file_is_read(tmp_path: Path, monk
 def test_a_fine_tuned_build_calibrates_out_of_scope_on_texts_its_encoder_never_saw(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fine-tuned encoder pulls its own training texts toward their class means, so their novelty says little
-    about new texts. The encoder is fine-tuned once, on the kept part of the validation split, and the held part
-    calibrates the threshold."""
+    about new texts. A trial is fine-tuned on the kept part of the validation split, the held part calibrates
+    the threshold, and the served model is fine-tuned on all the data."""
     import model_build.pipeline as pipeline
     from model_build.data import stratified_indices
     from model_build.novelty import NOVELTY_CALIBRATION_UNSEEN
@@ -223,8 +223,10 @@ def test_a_fine_tuned_build_calibrates_out_of_scope_on_texts_its_encoder_never_s
 
     train, _ = stratified_split(read_labelled(TEST_DATA / "tiny.csv"), fraction=0.2, seed=recipe.seed)
     keep, held = stratified_indices(train.labels, fraction=recipe.validation_fraction, seed=recipe.seed)
-    assert len(tuned_on) == 1 and sorted(tuned_on[0]) == sorted(train.texts[i] for i in keep)
+    assert len(tuned_on) == 2 and sorted(tuned_on[0]) == sorted(train.texts[i] for i in keep)
+    assert sorted(tuned_on[1]) == sorted(train.texts)
     novelty = load_bundle(result.bundle_dir).manifest["novelty"]
     assert novelty["calibration"] == NOVELTY_CALIBRATION_UNSEEN and novelty["calibration_items"] == len(held) > 0
     assert novelty["flag_rate"] == recipe.novelty_flag_rate_fine_tuned == recipe.flag_rate
+    assert novelty["threshold"] > 0 and novelty["trial_threshold"] > 0
     assert result.metrics["out_of_scope"]["in_scope_items"] > 0
