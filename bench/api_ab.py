@@ -27,8 +27,6 @@ user-pool key generation varies by a billion instructions or more from run to ru
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import io
 import os
 import statistics
@@ -43,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_handler import TEXT, _cognito_token, _event, _free_port  # noqa: E402 - needs ROOT on the path
+from bench.api_handler import TEXT, _cognito_token, _event, _free_port, handler_call  # noqa: E402 - needs ROOT on the path
 
 
 def _export(rev: str, into: Path) -> Path:
@@ -79,17 +77,7 @@ def _variant(functions: Path, token: str) -> tuple[Callable[[], None], Callable[
     classifier.classify = lambda *args, **kwargs: canned
     event = _event(token)
     context = LocalLambdaContext(function_name="categorizer-api-bench", timeout_seconds=30)
-    sink = io.StringIO()
-    handler = module.handler
-
-    def call() -> None:
-        with contextlib.redirect_stdout(sink):
-            response = handler(copy.copy(event), context)
-        if response["statusCode"] != 200:
-            raise SystemExit(f"{functions}: {response['statusCode']} {response['body'][:300]}")
-        sink.seek(0)
-        sink.truncate()
-
+    call = handler_call(module.handler, event, context, name=str(functions))
     return call, lambda: engine_classify([TEXT], top_k=3)
 
 

@@ -24,6 +24,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,6 +66,22 @@ def _event(token: str) -> dict:
     headers = dict(event["headers"], Authorization=f"Bearer {token}", **{"Content-Length": str(len(body))})
     event.update(body=body, headers=headers, multiValueHeaders={k: [v] for k, v in headers.items()})
     return event
+
+
+def handler_call(handler, event: dict, context, *, name: str) -> Callable[[], None]:
+    """One Lambda invocation of `handler` on a copy of `event`; its EMF output (CloudWatch's job in Lambda) is
+    swallowed; anything but a 200 stops the bench."""
+    sink = io.StringIO()
+
+    def call() -> None:
+        with contextlib.redirect_stdout(sink):
+            response = handler(copy.copy(event), context)
+        if response["statusCode"] != 200:
+            raise SystemExit(f"{name} answered {response['statusCode']}: {response['body'][:300]}")
+        sink.seek(0)
+        sink.truncate()
+
+    return call
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -115,15 +132,8 @@ def main() -> int:
 
         classifier.classify = timed_classify  # the handler's engine call is timed; the raw peer is not wrapped
         event, context = _event(token), LocalLambdaContext(function_name="categorizer-api-bench", timeout_seconds=30)
-        sink = io.StringIO()  # the EMF line printed per invocation (CloudWatch's job in Lambda)
 
-        def call_handler() -> None:
-            with contextlib.redirect_stdout(sink):
-                response = handler(copy.copy(event), context)
-            if response["statusCode"] != 200:
-                raise SystemExit(f"handler answered {response['statusCode']}: {response['body'][:300]}")
-            sink.seek(0)
-            sink.truncate()
+        call_handler = handler_call(handler, event, context, name="handler")
 
         def call_engine() -> None:
             engine_classify([TEXT], top_k=3)

@@ -156,10 +156,8 @@ def build(request: BuildRequest) -> BuildResult:
                                      max_tokens=recipe.train_max_tokens, threads=request.threads, progress=False)
                 # The served model is fine-tuned again on all the data: on BANKING77 the held-out 10 % is worth
                 # +0.7 points (docs/model.md).
-                model = build_classifier(len(labels))
-                head = train_head(features, targets, weights, num_labels=len(labels), recipe=recipe)
-                model.head.load_state_dict(head.state_dict())
-                fine_tune(model, train.texts, targets, weights, recipe=recipe, progress=request.progress)
+                model = fine_tune_split(train, features, targets, weights, labels=labels, recipe=recipe,
+                                        progress=request.progress, split=(range(len(train)), [])).model
             # The encoder changed: novelty statistics need the embeddings the served encoder computes.
             embed_dir = workdir / "tuned"
             embed_dir.mkdir()
