@@ -202,7 +202,7 @@ def deploy_size_mb(name: str, model: Path) -> float:
 def main(model: Path, quick: bool = False) -> int:
     model = Path(model)
     prepare_peers(model)
-    rounds = {"cold": 2 if quick else 5, "latency": 1 if quick else 3, "batch": 1}
+    rounds = {"cold": 2 if quick else 5, "latency": 1 if quick else 3, "batch": 1 if quick else 3}
     samples: dict[str, dict[str, list[float]]] = {s: {} for s in SYSTEMS}
     loads = [os.getloadavg()[0]]
     for mode, count in rounds.items():
