@@ -76,8 +76,9 @@ def test_sparse_head_learns_the_training_data(tiny):
 
 @pytest.mark.parametrize("max_tokens", ["longest text", 128])
 def test_onnx_graft_computes_the_same_probabilities_as_python_padded_or_not(tiny, tmp_path: Path, max_tokens):
-    """The graph gathers only the n-grams a text holds (at most 2 * max_tokens - 1 of them for 1-2-grams):
-    with max_tokens at the longest text that is fewer slots than the vocabulary, and the sums stay exact."""
+    """The graph gathers only the n-grams a text holds (at most 2 x its width for 1-2-grams, and at most
+    2 * max_tokens - 1): with max_tokens at the longest text that is fewer slots than the vocabulary, and the
+    sums stay exact for a padded batch and for one text alone (k from its own width)."""
     data, labels, ids, targets = tiny
     width = max(len(row) for row in ids)
     max_tokens = width if max_tokens == "longest text" else max_tokens
@@ -123,8 +124,13 @@ def test_build_with_sparse_head_gives_a_verified_bundle_with_the_op_inside(tmp_p
     result = build(BuildRequest(train_files=[TEST_DATA / "tiny.csv"], bundle_dir=tmp_path / "bundle",
                                 recipe=recipe, progress=False))
     bundle = load_bundle(result.bundle_dir)
-    ops = {node.op_type for node in onnx.load(str(result.bundle_dir / "model.onnx")).graph.node}
+    nodes = onnx.load(str(result.bundle_dir / "model.onnx")).graph.node
+    ops = {node.op_type for node in nodes}
     assert "TfIdfVectorizer" in ops and "QAttention" in ops  # the n-gram head beside the fused int8 encoder
+    # The classifier head reads the fp32 embedding: no quantization of a 1 x 384 product (export.py).
+    assert [node.op_type for node in nodes if "embedding" in node.input and node.name.startswith("/head/")] == [
+        "MatMul"]
+    assert not any(node.op_type == "DynamicQuantizeLinear" and "embedding" in node.input for node in nodes)
     assert bundle.manifest["recipe"]["sparse_head_weight"] == pytest.approx(0.5)
     assert bundle.manifest["sparse_head_ngrams"] > 0
     classifier = Classifier(bundle, threads=1)
