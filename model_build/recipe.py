@@ -11,8 +11,8 @@ class Recipe:
     # Head on the frozen encoder (the `--fast` recipe, and the start of fine-tuning).
     head_l2: float = 3e-6  # chosen on a validation split carved from train (see docs/model.md)
     head_max_iter: int = 300
-    # Encoder fine-tuning: off by default. 2 epochs scored best on validation (docs/model.md), but its int8
-    # build has not been measured end to end yet; `--fine-tune-epochs 2` (or the hyperparameter) turns it on.
+    # Encoder fine-tuning: off in `fast` and `full`; `auto` (the default) tries 2 epochs when they fit its budget
+    # and keeps them when they win on validation (auto.py); `--fine-tune-epochs N` forces it.
     fine_tune_epochs: int = 0
     encoder_lr: float = 1e-4
     head_lr: float = 1e-3
