@@ -248,21 +248,20 @@ def _choose(request: BuildRequest, train: LabelledData, features: np.ndarray, la
         over the data, after an untimed pass over a quarter of them: the first pass pays for allocations and lazy
         set-up, not per text (timed alone it overestimated a CLINC150 fine-tune tenfold and kept fine-tuning out
         of budget). Each pass still pays ~0.2 s of set-up (optimizer state): over 64 texts that read as
-        0.012-0.015 s per text against 0.008 s in the real run, and a quiet build skipped a CLINC150 fine-tune
-        that fits; over 256, 0.010-0.013 s (docs/model.md)."""
+        0.012-0.015 s per text against 0.008 s in the real run, and a CLINC150 build skipped a fine-tune that
+        fits; over 256, 0.010-0.013 s (docs/model.md)."""
         if not per_item:
             model = build_classifier(len(labels))
 
-            def one_pass(count: int) -> int:
-                probe = np.linspace(0, len(train) - 1, num=min(count, len(train))).astype(int).tolist()
+            def one_pass(count: int) -> None:
+                probe = np.linspace(0, len(train) - 1, num=count).astype(int).tolist()
                 fine_tune(model, [train.texts[i] for i in probe], np.array([index[train.labels[i]] for i in probe]),
                           np.ones(len(probe), dtype=np.float32), recipe=replace(base, fine_tune_epochs=1),
                           progress=False)
-                return len(probe)
 
-            one_pass(PROBE_TEXTS // 4)
             timed = min(PROBE_TEXTS, len(train))
-            per_item.append(timed_probe(lambda: one_pass(PROBE_TEXTS), items=timed))
+            one_pass(max(1, timed // 4))
+            per_item.append(timed_probe(lambda: one_pass(timed), items=timed))
         return per_item[0] * items * base.fine_tune_epochs
 
     return choose_recipe(
