@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from categorizer_cli.catalogue_view import catalogue_view, print_catalogue, store_and_champion
 from categorizer_cli.registry_commands import _with_outputs, actor_for, registry_for
 from categorizer_cli.stack_client import Stack
 
@@ -78,24 +79,11 @@ def read_examples(path: Path) -> list[str]:
     return [str(r["text"]).strip() for r in rows if str(r.get("text") or "").strip()]
 
 
-def _store_and_champion(stack: Stack):
-    from categorizer.registry.catalogue import CatalogueStore
-
-    registry = registry_for(stack)
-    champion = registry.champion_version()
-    labels: tuple[str, ...] = ()
-    if champion:
-        import tempfile
-
-        labels = registry.labels_of(registry.require(champion), Path(tempfile.gettempdir()) / "categorizer-cli")
-    return registry, CatalogueStore(registry.bucket), champion, labels
-
-
 def _change(args: argparse.Namespace, apply) -> int:
     from categorizer.registry import catalogue as cat
 
     stack = Stack.load(args.outputs)
-    _, store, champion, labels = _store_and_champion(stack)
+    store, champion, labels = store_and_champion(registry_for(stack))
     if champion is None:
         raise cat.CatalogueUnavailableError("no champion yet: publish a model first (its labels start the "
                                             "catalogue)")
@@ -135,42 +123,8 @@ def run_retire(args: argparse.Namespace) -> int:
                                                      reason=args.reason))
 
 
-def catalogue_view(stack: Stack) -> dict:
-    """The catalogue as `labels list` and `model list` show it (the champion's labels before any change)."""
-    from categorizer.registry import catalogue as cat
-
-    _, store, champion, labels = _store_and_champion(stack)
-    stored = store.read()
-    current = stored or cat.seed(labels, champion=champion, actor="champion")
-    return {"revision": stored.revision if stored else 0, "champion": champion,
-            "notices": cat.mismatch_notes(current, champion=champion, champion_labels=labels),
-            "labels": [{"name": e.name, "status": e.status.value, "examples": len(e.examples),
-                        "replaced_by": e.replaced_by, "pending": e.pending.describe(e.name) if e.pending else None,
-                        "description": e.description} for e in current.labels],
-            "history": [h.to_json() for h in current.history]}
-
-
-def print_catalogue(view: dict, *, history: int = 0) -> None:
-    counts: dict[str, int] = {}
-    for label in view["labels"]:
-        counts[label["status"]] = counts.get(label["status"], 0) + 1
-    print(f"labels (catalogue revision {view['revision']}): "
-          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-    for label in view["labels"]:
-        if label["status"] == "active" and not label["pending"]:
-            continue
-        extra = label["pending"] or (f"replaced by {label['replaced_by']}" if label["replaced_by"] else "")
-        print(f"  {label['name']:<32} {label['status']:<9} {label['examples']:>4} example(s)  {extra}")
-    for note in view["notices"]:
-        print(f"  note: {note}")
-    for change in view["history"][-history:] if history else ():
-        print(f"  {change['at'][:19]}  {change['action']:<9} {change['label'] or '-'}"
-              + (f" -> {change['to']}" if change["to"] else "") + f"  by {change['actor']}"
-              + (f": {change['reason']}" if change["reason"] else ""))
-
-
 def run_list(args: argparse.Namespace) -> int:
-    view = catalogue_view(Stack.load(args.outputs))
+    view = catalogue_view(registry_for(Stack.load(args.outputs)))
     if args.json:
         print(json.dumps(view, indent=1))
         return 0

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from categorizer_cli.catalogue_view import catalogue_view, print_catalogue
 from categorizer_cli.stack_client import Stack, StackError
 
 MAX_REASONS_SHOWN = 2
@@ -172,7 +173,7 @@ def run_list(args: argparse.Namespace) -> int:
                                                                                               outcome)}
                                                               for m in models],
                           "decisions": [d.to_json() for d in decisions],
-                          "labels": _catalogue_view(stack)}, indent=1, default=str))
+                          "labels": _catalogue_view(registry)}, indent=1, default=str))
         return 0
     print(f"champion: {champion or 'none'}")
     print(f"{'version':<28} {'registered':<21} {'source':<34} {'accuracy':>8} {'macro-F1':>8}  status")
@@ -189,20 +190,16 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"    - {reason}")
         for change in d.label_changes:
             print(f"    + label change made live: {change}")
-    view = _catalogue_view(stack)
+    view = _catalogue_view(registry)
     if view is not None:
-        from categorizer_cli.label_commands import print_catalogue
-
         print()
         print_catalogue(view, history=5)
     return 0
 
 
-def _catalogue_view(stack: Stack) -> dict | None:
-    from categorizer_cli.label_commands import catalogue_view
-
+def _catalogue_view(registry) -> dict | None:
     try:
-        return catalogue_view(stack)
+        return catalogue_view(registry)
     except Exception as exc:  # the model list must not fail on the catalogue; it says why instead
         print(f"(label catalogue unavailable: {exc})")
         return None
