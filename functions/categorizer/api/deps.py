@@ -158,14 +158,18 @@ class ClassifyContext:
     settings: ApiSettings
 
 
-async def classify_context(request: Request, credentials: BearerCredentials) -> ClassifyContext:
-    # The same checks, in the same order, as ClassifyCaller then ClassifierDep then ReviewQueueDep.
-    services = services_of(request)
+def classify_context_for(services: ApiServices, credentials: HTTPAuthorizationCredentials | None) -> ClassifyContext:
+    """The same checks, in the same order, as ClassifyCaller then ClassifierDep then ReviewQueueDep (also what
+    the direct classify path, api/direct.py, runs)."""
     identity = services.settings.identity
     caller = require_permission(verified_principal(services, credentials), scope=identity.classify_scope,
                                 group=identity.classify_group)
     return ClassifyContext(caller=caller, classifier=services.models.get(), review=services.review.get(),
                            settings=services.settings)
+
+
+async def classify_context(request: Request, credentials: BearerCredentials) -> ClassifyContext:
+    return classify_context_for(services_of(request), credentials)
 
 
 ClassifyContextDep = Annotated[ClassifyContext, Security(classify_context, scopes=[names.CLASSIFY_SCOPE])]

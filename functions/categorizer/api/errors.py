@@ -73,13 +73,20 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def error_response(exc: Exception) -> JSONResponse:
+    """The answer to `exc`: its row of ERROR_STATUS, or 500 with nothing of it shown (the caller logs it)."""
     status, code = _status_for(exc)
+    if status == 500:
+        return JSONResponse(error_body("internal_error", "internal error; it has been logged"), status_code=500)
     headers = _auth_headers(exc)
     if status == 503:
         headers["Retry-After"] = "1"
-    message = str(exc) if status < 500 or status == 503 else "internal error; it has been logged"
-    return JSONResponse(error_body(code, message, getattr(exc, "details", None)), status_code=status,
+    return JSONResponse(error_body(code, str(exc), getattr(exc, "details", None)), status_code=status,
                         headers=headers)
+
+
+def is_expected(exc: Exception) -> bool:
+    """Has a row in ERROR_STATUS (an answer, not a bug: not logged as an exception)."""
+    return _status_for(exc)[0] != 500
 
 
 def _status_for(exc: Exception) -> tuple[int, str]:
@@ -139,7 +146,7 @@ def _allowed_methods(request: Request) -> str:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error")
-    return JSONResponse(error_body("internal_error", "internal error; it has been logged"), status_code=500)
+    return error_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

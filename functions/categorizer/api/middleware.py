@@ -24,6 +24,16 @@ def stage_prefix(event: dict[str, Any]) -> str:
     return prefix if client_path == prefix or client_path.startswith(prefix + "/") else ""
 
 
+def without_stage(scope: Scope) -> tuple[str, str]:
+    """(stage prefix, the path the app routes) of a Mangum HTTP scope: `/prod/v1/x` -> ("/prod", "/v1/x")."""
+    event = scope.get("aws.event")
+    prefix = stage_prefix(event) if isinstance(event, dict) else ""
+    path = scope["path"]
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix):] or "/"
+    return prefix, path
+
+
 class ApiGatewayStagePrefix:
     """Route `/prod/v1/...` as `/v1/...` and set `root_path`, so /docs and OpenAPI `servers` use the prefix.
 
@@ -34,13 +44,10 @@ class ApiGatewayStagePrefix:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        event = scope.get("aws.event") if scope["type"] == "http" else None
-        prefix = stage_prefix(event) if isinstance(event, dict) else ""
-        if prefix:
-            path = scope["path"]
-            if path == prefix or path.startswith(prefix + "/"):
-                path = path[len(prefix):] or "/"
-            scope = {**scope, "root_path": prefix, "path": prefix + path}
+        if scope["type"] == "http":
+            prefix, path = without_stage(scope)
+            if prefix:
+                scope = {**scope, "root_path": prefix, "path": prefix + path}
         await self.app(scope, receive, send)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from categorizer.api import logic
-from categorizer.api.deps import ClassifyContextDep
+from categorizer.api.deps import ClassifyContext, ClassifyContextDep
 from categorizer.api.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -36,6 +36,11 @@ ERRORS = {
 @router.post("/classify", summary="Classify 1 to N texts", responses=ERRORS)
 async def classify(body: ClassifyRequest, context: ClassifyContextDep) -> ClassifyResponse:
     # async def + a synchronous engine call: no thread-pool hop; Lambda serves one request at a time.
+    return classify_response(body, context)
+
+
+def classify_response(body: ClassifyRequest, context: ClassifyContext) -> ClassifyResponse:
+    """The route's work, callable without FastAPI: the direct path (api/direct.py) answers with it too."""
     classifier = context.classifier
     items = logic.classify_texts(classifier, body.all_texts, top_k=body.top_k, explain=body.explain)
     logic.queue_doubtful(body.all_texts, items, caller=context.caller, model_version=classifier.version,
