@@ -10,6 +10,7 @@ well-formed requests are still answered, and only they are.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from typing import Any
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from categorizer.api import create_app
 from categorizer.api.lambda_adapter import lambda_handler_for
+from categorizer.model_store import ModelUnavailableError
 from tests.api.conftest import FEEDBACK_SCOPE, Api, ApiResponse, Cognito
 
 PREDICTION_ID = re.compile(rb'"prediction_id":"[0-9a-f]{32}"')
@@ -136,3 +138,27 @@ def test_well_formed_classify_requests_never_reach_the_app_and_others_always_do(
                    {"token": token, "body": {"text": "hi"}, "method": "GET"}):
         assert direct.call("classify", **kwargs).status == 599
     assert app_stack.calls == 4
+
+
+class _FailingModels:
+    """A model store whose `get` raises `error` (what a failed first load or a bug inside the engine does)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get(self):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ModelUnavailableError("no model could be loaded: bucket unreachable"),
+                                   RuntimeError("a bug")], ids=["model unavailable (503)", "unexpected (500)"])
+def test_failures_after_the_request_was_accepted_are_answered_as_the_app_answers_them(
+        handlers: tuple[Api, Api, FastAPI], api_env: Cognito, error: Exception) -> None:
+    direct, through_app, app = handlers
+    app.state.services = dataclasses.replace(app.state.services, models=_FailingModels(error))
+    event = direct.event("classify", token=api_env.machine_token(), body={"text": "My card has not arrived yet"})
+
+    answer = direct.invoke(copy.deepcopy(event))
+    assert answer.status == (503 if isinstance(error, ModelUnavailableError) else 500)
+    assert "a bug" not in answer.body.decode()
+    assert _comparable(answer) == _comparable(through_app.invoke(copy.deepcopy(event)))

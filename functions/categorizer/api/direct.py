@@ -42,24 +42,22 @@ JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=u
 
 @dataclass(frozen=True)
 class DirectClassify:
+    app: FastAPI
     path: str  # as the app routes it, e.g. /v1/classify
-    max_body_bytes: int
-    services: ApiServices
 
     @classmethod
     def of(cls, app: FastAPI) -> DirectClassify:
-        """The route's path as the app declares it, and the app's own services and body limit."""
-        services: ApiServices = app.state.services
-        return cls(path=str(app.url_path_for(classify.__name__)), max_body_bytes=services.settings.max_body_bytes,
-                   services=services)
+        return cls(app=app, path=str(app.url_path_for(classify.__name__)))
 
     def answer(self, scope: Scope, body: bytes) -> Response | None:
         """The response, or None: the app answers this request."""
         if scope["method"] != "POST" or without_stage(scope)[1] != self.path:
             return None
+        services: ApiServices = self.app.state.services  # what the app's dependencies read, read as they do
+        limit = services.settings.max_body_bytes
         headers = Headers(scope=scope)
         declared = headers.get("content-length", "")
-        if len(body) > self.max_body_bytes or (declared.isdigit() and int(declared) > self.max_body_bytes):
+        if len(body) > limit or (declared.isdigit() and int(declared) > limit):
             return None
         if headers.get("content-type", "").lower() not in JSON_CONTENT_TYPES:  # none: the app refuses (422)
             return None
@@ -72,8 +70,7 @@ class DirectClassify:
         except (ValueError, RecursionError, ValidationError):  # not JSON or UTF-8, too deep, or not a request
             return None
         try:
-            context = classify_context_for(self.services, HTTPAuthorizationCredentials(scheme=scheme,
-                                                                                       credentials=token))
+            context = classify_context_for(services, HTTPAuthorizationCredentials(scheme=scheme, credentials=token))
             response = classify_response(request, context)
         except Exception as exc:  # mapped by the app's one error table, as the app maps it
             if not is_expected(exc):
