@@ -94,6 +94,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "model")
     parser.add_argument("--calls", type=int, default=2000, help="timed calls of each (after 100 warm-up)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (Lambda: its vCPUs)")
+    parser.add_argument("--lambda-env", action="store_true",
+                        help="Lambda's environment, X-Ray tracing active as deployed (default: tracing disabled)")
     args = parser.parse_args()
     if not (args.model / "manifest.json").is_file():
         sys.exit(f"no model bundle at {args.model}: run `make model` or pass --model")
@@ -110,7 +112,13 @@ def main() -> int:
         # Classify touches neither the feedback table nor the console's buckets: names suffice.
         os.environ.update(env, MODEL_DIR=str(args.model), ONNX_THREADS=str(args.threads), STAGE="bench",
                           FEEDBACK_TABLE="bench-feedback", INGEST_BUCKET="bench-ingest", RESULTS_BUCKET="bench-results",
-                          POWERTOOLS_TRACE_DISABLED="true", AWS_REGION="us-east-1")
+                          AWS_REGION="us-east-1")
+        if args.lambda_env:  # subsegments go to a daemon address over UDP, as in Lambda (nothing listens here)
+            from api_cold_start import LAMBDA_ENV  # bench/ is this script's folder
+
+            os.environ.update(LAMBDA_ENV)
+        else:
+            os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Categorizer")
         from categorizer.handlers.api import app, handler
         from categorizer_cli.local.lambda_context import LocalLambdaContext
@@ -180,11 +188,13 @@ def main() -> int:
     ])
     report = f"""# API handler vs raw engine, one text ({now:%Y-%m-%d %H:%M} UTC)
 
-Command: `.venv/bin/python bench/api_handler.py --model {model_arg} --calls {args.calls} --threads {args.threads}`
+Command: `.venv/bin/python bench/api_handler.py --model {model_arg} --calls {args.calls} --threads {args.threads}\
+{" --lambda-env" if args.lambda_env else ""}`
 
 - handler: REST v1 event from `events/api/rest_v1_classify.json` -> `categorizer.handlers.api.handler` -> JSON
-  response (Logger, Tracer (disabled off Lambda), Metrics flush, Mangum, FastAPI, RS256 token verification
-  against moto Cognito's JWKS (cached), engine, response model).
+  response (Logger, Tracer ({"active, Lambda's environment" if args.lambda_env else "disabled"}), Metrics flush,
+  the direct classify path (Mangum's event reading and response writing; FastAPI for anything else), RS256
+  token verification against moto Cognito's JWKS (cached), engine, response model).
 - engine: `classifier.classify([text], top_k=3)`, same classifier object.
 - handler, engine answer canned: the same handler call, the engine call answered with a result computed
   beforehand: what the API layer costs by itself (Mangum, FastAPI, token verification, Powertools).
