@@ -43,7 +43,7 @@ def lambda_handler_for(app: FastAPI, *, direct_classify: bool = True) -> LambdaH
             return asgi_handler(event, context)
         lambda_io = asgi_handler.infer(event, context)  # Mangum's reading of this event shape, and its writer
         response = direct.answer(lambda_io.scope, lambda_io.body)
-        if response is None:
+        if response is None:  # Mangum whole (it reads the event again, a few us): its cycle stays its own
             return asgi_handler(event, context)
         return lambda_io({"status": response.status_code, "headers": response.raw_headers, "body": response.body})
 
