@@ -31,11 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import helper, numpy_helper
 
 from categorizer.engine.classifier import create_session, load_tokenizer, run_one
+from model_build.export import freeze_activation_scales
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "banking77"
@@ -44,48 +42,6 @@ DATA = ROOT.parent / "shared" / "data" / "banking77"
 def _ids(tokenizer, path: Path, *, every: int = 1) -> tuple[list[list[int]], list[str]]:
     rows = list(csv.DictReader(path.open(encoding="utf-8")))[::every]
     return [tokenizer.encode(row["text"]).ids for row in rows], [row["category"] for row in rows]
-
-
-def calibrate(model_path: Path, id_lists: list[list[int]]) -> dict[str, tuple[float, float]]:
-    """(min, max) of every DynamicQuantizeLinear input over the texts, each text alone (as the engine runs)."""
-    model = onnx.load(model_path)
-    names = [node.input[0] for node in model.graph.node if node.op_type == "DynamicQuantizeLinear"]
-    for name in names:
-        model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors as written
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    low = dict.fromkeys(names, 0.0)
-    high = dict.fromkeys(names, 0.0)
-    for ids in id_lists:
-        values = session.run(names, {"input_ids": np.array([ids], dtype=np.int64),
-                                     "attention_mask": np.ones((1, len(ids)), dtype=np.int64)})
-        for name, value in zip(names, values, strict=True):
-            low[name] = min(low[name], float(value.min()))
-            high[name] = max(high[name], float(value.max()))
-    return {name: (low[name], high[name]) for name in names}
-
-
-def with_static_scales(model_path: Path, out_path: Path, ranges: dict[str, tuple[float, float]]) -> None:
-    model = onnx.load(model_path)
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type != "DynamicQuantizeLinear":
-            nodes.append(node)
-            continue
-        low, high = ranges[node.input[0]]
-        scale = (high - low) / 255.0
-        zero_point = min(255, max(0, round(-low / scale)))
-        quantized, scale_name, zero_point_name = node.output
-        model.graph.initializer.extend([numpy_helper.from_array(np.array(scale, dtype=np.float32), scale_name),
-                                        numpy_helper.from_array(np.array(zero_point, dtype=np.uint8),
-                                                                zero_point_name)])
-        nodes.append(helper.make_node("QuantizeLinear", [node.input[0], scale_name, zero_point_name], [quantized],
-                                      name=f"{node.name}_static"))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    onnx.save(model, out_path)
 
 
 def chunks_padded(id_lists: list[list[int]], order: list[int], size: int) -> list[list[int]]:
@@ -130,11 +86,10 @@ def main() -> None:
     load = [os.getloadavg()[0]]
 
     started = time.perf_counter()
-    ranges = calibrate(args.model / "model.onnx", calibration)
-    calibration_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
-        static_path = Path(tmp) / "model.static.onnx"
-        with_static_scales(args.model / "model.onnx", static_path, ranges)
+        static_path = freeze_activation_scales(args.model / "model.onnx", Path(tmp) / "model.static.onnx",
+                                               calibration)
+        calibration_seconds = time.perf_counter() - started
         dynamic = create_session(args.model / "model.onnx", threads=1)
         static = create_session(static_path, threads=1)
 

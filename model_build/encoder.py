@@ -27,9 +27,12 @@ def load_encoder(path: Path | None = None) -> nn.Module:
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
-    summed = (token_embeddings * mask).sum(dim=1)
-    return summed / mask.sum(dim=1).clamp(min=1e-9)
+    # A batched product (mask^T x states per text), not a sum over the sequence axis: onnxruntime's ReduceSum
+    # orders its additions by the tensor's shape, so a text's embedding moved (~1e-7) with how many texts shared
+    # its batch; each item of a batched MatMul is the same product whatever the batch (docs/model.md, "Engine").
+    mask = attention_mask.unsqueeze(1).to(token_embeddings.dtype)  # (batch, 1, tokens)
+    summed = torch.matmul(mask, token_embeddings).squeeze(1)
+    return summed / mask.sum(dim=2).clamp(min=1e-9)
 
 
 class SentenceEncoder(nn.Module):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.fusion_options import FusionOptions
 from onnxruntime.transformers.optimizer import optimize_model
@@ -108,3 +112,55 @@ def _encoder_config(model: nn.Module):
         if hasattr(module, "config") and hasattr(module.config, "num_attention_heads"):
             return module.config
     raise ValueError("model has no transformer encoder with a config")
+
+
+def freeze_activation_scales(path_in: Path, path_out: Path, calibration: Sequence[Sequence[int]]) -> Path:
+    """Replace every DynamicQuantizeLinear with a QuantizeLinear of constant scale and zero point.
+
+    Dynamic quantization computes one activation scale per tensor per call, so texts run together would share a
+    scale: that is why the engine ran each text alone. With constant scales every row is quantized alone, and
+    texts of one token length can share a forward pass bit for bit (engine/classifier.py). The scales are the
+    ones DynamicQuantizeLinear computes (uint8 over [min(0, min x), max(0, max x)]) from the range each tensor
+    takes over `calibration` (training texts' token ids, each run alone); the fused kernels stay as they are.
+    Measured: bench/results/*-static-scales.md."""
+    model = onnx.load(str(path_in))
+    ranges = _activation_ranges(model, calibration)
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            nodes.append(node)
+            continue
+        low, high = ranges[node.input[0]]
+        scale = (high - low) / 255.0 if high > low else 1.0
+        zero_point = min(255, max(0, round(-low / scale)))
+        quantized, scale_name, zero_point_name = node.output
+        model.graph.initializer.extend([
+            numpy_helper.from_array(np.array(scale, dtype=np.float32), scale_name),
+            numpy_helper.from_array(np.array(zero_point, dtype=np.uint8), zero_point_name)])
+        nodes.append(helper.make_node("QuantizeLinear", [node.input[0], scale_name, zero_point_name], [quantized],
+                                      name=f"{node.name}_static"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(path_out))
+    return path_out
+
+
+def _activation_ranges(model: onnx.ModelProto, calibration: Sequence[Sequence[int]]) -> dict[str, tuple[float, float]]:
+    """(min(0, min x), max(0, max x)) of every DynamicQuantizeLinear input over the calibration texts."""
+    probe = copy.deepcopy(model)
+    names = [node.input[0] for node in probe.graph.node if node.op_type == "DynamicQuantizeLinear"]
+    for name in names:
+        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors as written
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    low = dict.fromkeys(names, 0.0)
+    high = dict.fromkeys(names, 0.0)
+    for ids in calibration:
+        input_ids = np.array([list(ids)], dtype=np.int64)
+        values = session.run(names, {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)})
+        for name, value in zip(names, values, strict=True):
+            low[name] = min(low[name], float(value.min()))
+            high[name] = max(high[name], float(value.max()))
+    return {name: (low[name], high[name]) for name in names}

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from categorizer.engine import Classifier, load_bundle
+from categorizer.engine.bundle import STATIC_SCALES
 from categorizer.engine.classifier import available_cpus
 from model_build.auto import DEFAULT_BUDGET_SECONDS, AutoInputs, Choice, FineTuned, choose_recipe, timed_probe
 from model_build.bundle import new_version, write_manifest
 from model_build.data import DataError, LabelledData, read_labelled, sha256_files, stratified_indices, stratified_split
 from model_build.encoder import BASE_ENCODER, base_encoder_dir
 from model_build.evaluate import evaluate, write_report
-from model_build.export import export_int8
+from model_build.export import export_int8, freeze_activation_scales
 from model_build.novelty import (
     EMBEDDING_OUTPUT,
     NOVELTY_CALIBRATION,
@@ -183,6 +184,9 @@ def build(request: BuildRequest) -> BuildResult:
             int8_model = export_int8(model, workdir / "export", embedding_name=EMBEDDING_OUTPUT)
         int8_model = add_novelty_to_graph(int8_model, workdir / "export" / "model.int8.novelty.onnx",
                                           stats=novelty_stats)
+        # Constant activation scales, so texts of one length can share a forward pass (engine/classifier.py).
+        int8_model = freeze_activation_scales(int8_model, workdir / "export" / "model.int8.static.onnx",
+                                              calibration_ids(train.texts, max_tokens=recipe.max_tokens))
         bundle_dir = request.bundle_dir
         bundle_dir.mkdir(parents=True, exist_ok=True)
         for stale in bundle_dir.iterdir():
@@ -200,6 +204,7 @@ def build(request: BuildRequest) -> BuildResult:
         "max_tokens": recipe.max_tokens,
         "recipe": recipe.as_dict(),
         "sparse_head_ngrams": sparse_ngrams,
+        "activation_scales": STATIC_SCALES,
         "text_columns": list(request.text_columns),
         "label_column": request.label_column,
         "novelty": novelty_fields,
@@ -227,6 +232,15 @@ def build(request: BuildRequest) -> BuildResult:
     log.info("built %s in %.0fs: accuracy %.4f macro-F1 %.4f", fields["version"], seconds,
              metrics["accuracy"], metrics["macro_f1"])
     return BuildResult(bundle_dir=bundle_dir, version=fields["version"], metrics=metrics, seconds=seconds)
+
+
+CALIBRATION_TEXTS = 2_000  # the static scales' sample: 4 s of calibration on BANKING77 (bench/static_scales.py)
+
+
+def calibration_ids(texts: Sequence[str], *, max_tokens: int) -> list[list[int]]:
+    """Token ids of up to CALIBRATION_TEXTS training texts spread evenly over the data."""
+    step = max(1, len(texts) // CALIBRATION_TEXTS)
+    return tokenize(list(texts[::step]), max_tokens=max_tokens)
 
 
 def _choose(request: BuildRequest, train: LabelledData, features: np.ndarray, labels: list[str], *,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 MANIFEST = "manifest.json"
+STATIC_SCALES = "static"  # manifest `activation_scales` of a model whose int8 scales do not depend on the batch
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "labels.json")
 _CHUNK = 1 << 20
 
@@ -41,6 +42,11 @@ class Bundle:
         """The novelty threshold calibrated at build time; None for a bundle built without novelty."""
         threshold = self.manifest.get("novelty", {}).get("threshold")
         return None if threshold is None else float(threshold)
+
+    @property
+    def batchable(self) -> bool:
+        """Built with constant activation scales: texts of one token length may share a forward pass."""
+        return self.manifest.get("activation_scales") == STATIC_SCALES
 
     @property
     def max_tokens(self) -> int:

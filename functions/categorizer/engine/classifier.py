@@ -1,10 +1,13 @@
 """Classify texts with a bundle's ONNX model: raw token ids in, class probabilities out.
 
-Every text runs through the model on its own (batch of one, no padding). The int8 model quantizes its
-activations dynamically, one scale per tensor, so a text sharing a forward pass with others would get
-probabilities that depend on its neighbours and the padding. Alone, a text's probabilities are a function of
-the text only: the same in the API, a dropped file, the CLI, in any order and with any thread count
-(docs/model.md, "Engine", has the measurements behind this choice).
+A text's probabilities are a function of the text only: the same in the API, a dropped file, the CLI, in any
+order and with any thread count (docs/model.md, "Engine", has the measurements behind this). A model built
+with dynamic int8 quantization (one activation scale per tensor per call) runs every text on its own (batch of
+one, no padding): sharing a forward pass would make a text's probabilities depend on its neighbours. A model
+built with constant activation scales (`Bundle.batchable`; model_build/export.py) runs texts of the same token
+length together, up to CHUNK per pass and never padded: every row then goes through the same integer products
+and per-row float kernels as it would alone, bit for bit (tests/engine/test_batch_independence.py), at ~1.7x
+the texts per second.
 
 A bundle built with out-of-scope detection has a second graph output, `novelty` (model_build/novelty.py),
 read from the same session.run; a text is out of scope when its novelty passes the bundle's calibrated
@@ -131,6 +134,29 @@ def run_one(session: ort.InferenceSession, ids: list[int]) -> tuple[np.ndarray, 
     return outputs[0][0], novelty
 
 
+CHUNK = 16  # texts of one token length per forward pass (bench/results/*-static-scales.md)
+
+
+def run_same_length(session: ort.InferenceSession, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """One forward pass over texts of one token length, no padding (a batchable model only).
+    Returns (probabilities, novelty) with a row per text."""
+    input_ids = np.array(id_lists, dtype=np.int64)
+    outputs = session.run(None, {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)})
+    novelty = outputs[1] if len(outputs) > 1 else np.zeros(len(id_lists), dtype=np.float32)
+    return outputs[0], novelty
+
+
+Scored = tuple[np.ndarray, float]  # (probabilities, novelty) of one text
+
+
+def run_unit(session: ort.InferenceSession, unit: Sequence[_Encoded]) -> list[tuple[_Encoded, Scored]]:
+    """(item, (probabilities, novelty)) for each text of one forward pass."""
+    if len(unit) == 1:
+        return [(unit[0], run_one(session, unit[0].ids))]
+    probabilities, novelty = run_same_length(session, [item.ids for item in unit])
+    return [(item, (probabilities[row], float(novelty[row]))) for row, item in enumerate(unit)]
+
+
 def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
@@ -248,22 +274,31 @@ class Classifier:
         return self.out_of_scope_threshold is not None and novelty > self.out_of_scope_threshold
 
     def _run_sorted(self, items: list[_Encoded]):
-        """Yield (item, (probabilities, novelty)) for every item, each text alone; longest first balances
-        the workers."""
-        if self.threads == 1 or len(items) < 2:
-            session = self._session
-            yield from ((item, run_one(session, item.ids)) for item in items)
+        """Yield (item, (probabilities, novelty)) for every item, one forward pass per unit (`_units`); the
+        largest units first balances the workers."""
+        units = self._units(items)
+        if self.threads == 1 or len(units) < 2:
+            for unit in units:
+                yield from run_unit(self._session, unit)
             return
         sessions, pool = self._parallel()
-        order = sorted(items, key=lambda item: -len(item.ids))
+        order = sorted(units, key=lambda unit: -len(unit) * len(unit[0].ids))
         shares = [order[worker :: len(sessions)] for worker in range(len(sessions))]
 
-        def work(worker: int) -> list[tuple[_Encoded, tuple[np.ndarray, float]]]:
-            session = sessions[worker]
-            return [(item, run_one(session, item.ids)) for item in shares[worker]]
+        def work(worker: int) -> list[tuple[_Encoded, Scored]]:
+            return [pair for unit in shares[worker] for pair in run_unit(sessions[worker], unit)]
 
         for pairs in pool.map(work, range(len(sessions))):
             yield from pairs
+
+    def _units(self, items: list[_Encoded]) -> list[list[_Encoded]]:
+        """The forward passes: each text alone, or (a batchable model) up to CHUNK texts of one token length."""
+        if not self.bundle.batchable:
+            return [[item] for item in items]
+        by_length: dict[int, list[_Encoded]] = {}
+        for item in items:
+            by_length.setdefault(len(item.ids), []).append(item)
+        return [group[start : start + CHUNK] for group in by_length.values() for start in range(0, len(group), CHUNK)]
 
     def _parallel(self) -> tuple[list[ort.InferenceSession], ThreadPoolExecutor]:
         """Extra sessions are made on the first large call, keeping cold start to one session."""
