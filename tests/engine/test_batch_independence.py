@@ -1,20 +1,26 @@
 """A text's probabilities and novelty depend on the text only: not on its batch, neighbours, order or threads.
 
-The int8 model quantizes activations dynamically (one scale per tensor), so the engine runs every text as its
-own forward pass; these tests hold it to that: any batch, any order, 1 or N threads gives each text exactly
-its alone-probabilities (within 1e-6), and an evaluation report cannot depend on row order.
+A model quantized per call (one activation scale per tensor) runs every text as its own forward pass; a model
+built with constant scales (every bundle built now) runs texts of one token length together. These tests hold
+both to it: any batch, any order, 1 or N threads gives each text its alone-probabilities (within 1e-6; the
+rounded scores and novelty exactly), an evaluation report cannot depend on row order, and passes are shared only
+among texts of one length, and only by a model that promises constant scales.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from categorizer.engine import Classifier, Prediction
+from categorizer.engine import Classifier, Prediction, load_bundle
+from categorizer.engine.classifier import CHUNK
 from model_build.evaluate import evaluate
 
 # Short and long, near-duplicates and unrelated: texts whose lengths (and so padding) differ a lot.
@@ -102,3 +108,39 @@ def test_evaluation_report_does_not_depend_on_row_order(engines):
         assert report["confusion_matrix"] == reports[0]["confusion_matrix"]
         assert report["ece"] == pytest.approx(reports[0]["ece"], abs=1e-12)  # float sums in another order
         assert report["review"]["threshold"] == reports[0]["review"]["threshold"]
+
+
+class _CountingSession:
+    """Wraps an onnxruntime session and records the batch size of every forward pass."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.batches: list[int] = []
+
+    def run(self, outputs, feed):
+        self.batches.append(int(feed["input_ids"].shape[0]))
+        return self.session.run(outputs, feed)
+
+
+def test_a_static_scale_model_shares_passes_only_among_texts_of_one_length(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.batchable
+    graph = onnx.load(str(bundle.file("model.onnx"))).graph
+    assert not [node for node in graph.node if node.op_type == "DynamicQuantizeLinear"]
+    classifier = Classifier(bundle, threads=1)
+    counting = classifier._session = _CountingSession(classifier._session)
+    same = ["card stolen"] * (CHUNK + 3)  # one length: a full pass and a pass of 3
+    other = ["where is my new card please"]
+    results = classifier.classify(same + other)
+    assert sorted(counting.batches) == [1, 3, CHUNK]
+    assert len({(r.label, tuple(r.top_k), r.novelty) for r in results[: len(same)]}) == 1
+
+    # A bundle without the manifest's promise (a model quantized per call) runs every text alone.
+    manifest = json.loads(bundle.file("manifest.json").read_text(encoding="utf-8"))
+    manifest.pop("activation_scales")
+    legacy = dataclasses.replace(bundle, manifest=manifest)
+    assert not legacy.batchable
+    per_text = Classifier(legacy, threads=1)
+    counting = per_text._session = _CountingSession(per_text._session)
+    per_text.classify(same + other)
+    assert counting.batches == [1] * (len(same) + 1)
