@@ -102,12 +102,8 @@ def _setup(endpoint: str, bundle_tarball: Path, version: str) -> dict[str, str]:
             "POWERTOOLS_METRICS_NAMESPACE": "Categorizer", "POWERTOOLS_LOG_LEVEL": "WARNING", "ONNX_THREADS": "1"}
 
 
-# What Lambda's environment tells the libraries. The X-Ray SDK checks LAMBDA_TASK_ROOT: in Lambda it samples
-# locally and sends segments to the daemon over UDP; elsewhere it builds two botocore X-Ray clients for central
-# sampling at import (~0.14 s here), which a Lambda cold start never pays. Tracing is active, as deployed.
-LAMBDA_ENV = {"LAMBDA_TASK_ROOT": str(ROOT / "functions"), "AWS_LAMBDA_FUNCTION_NAME": "categorizer-bench-api",
-              "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
-              "_X_AMZN_TRACE_ID": "Root=1-6760a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"}
+from api_handler import LAMBDA_ENV  # noqa: E402 - bench/ is on the path (above)
+
 # The earlier measurement's environment (outside Lambda, tracing off), kept as the peer: --compare-plain.
 PLAIN_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 

@@ -33,6 +33,13 @@ EVENT = ROOT / "events" / "api" / "rest_v1_classify.json"
 TEXT = "I ordered a new card two weeks ago and it still has not arrived, what should I do?"
 PASSWORD = f"Aa1!{secrets.token_urlsafe(12)}"  # a throwaway user in a throwaway emulator
 
+# What Lambda's environment tells the libraries. The X-Ray SDK checks LAMBDA_TASK_ROOT: in Lambda it samples
+# locally and sends segments to the daemon over UDP; elsewhere it builds two botocore X-Ray clients for central
+# sampling at import (~0.14 s here), which a Lambda cold start never pays. Tracing is active, as deployed.
+LAMBDA_ENV = {"LAMBDA_TASK_ROOT": str(ROOT / "functions"), "AWS_LAMBDA_FUNCTION_NAME": "categorizer-bench-api",
+              "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+              "_X_AMZN_TRACE_ID": "Root=1-6760a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"}
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -114,8 +121,6 @@ def main() -> int:
                           FEEDBACK_TABLE="bench-feedback", INGEST_BUCKET="bench-ingest", RESULTS_BUCKET="bench-results",
                           AWS_REGION="us-east-1")
         if args.lambda_env:  # subsegments go to a daemon address over UDP, as in Lambda (nothing listens here)
-            from api_cold_start import LAMBDA_ENV  # bench/ is this script's folder
-
             os.environ.update(LAMBDA_ENV)
         else:
             os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
