@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -106,6 +105,8 @@ def extract_bundle(tarball: Path, destination: Path) -> Path:
 def extract_bundle_stream(stream: BinaryIO, destination: Path, *, source: str) -> Path:
     """The same, from a readable stream (e.g. an S3 body): unpacking overlaps the download, and the tarball is
     never written to disk (a cold start's /tmp and time)."""
+    import tarfile  # here, not at the top: loading a bundle from disk (the CLI, the engine's cold start) never unpacks
+
     destination.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(fileobj=stream, mode="r|gz") as archive:
