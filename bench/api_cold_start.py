@@ -138,12 +138,19 @@ def main() -> int:
     loads = [os.getloadavg()[0]]
     modes = {"lambda": LAMBDA_ENV, **({"plain": PLAIN_ENV} if args.compare_plain else {})}
     by_mode: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    code_dir = tempfile.TemporaryDirectory(prefix="cold-code-")
     try:
         env = _setup(f"http://127.0.0.1:{port}", tarball, version)
-        # The function's code (and the local Lambda context stub); with --layer, only the layer's packages.
-        paths = [ROOT / "functions", ROOT / "cli"]
+        # The function's code (and the local Lambda context stub); with --layer, only the layer's packages and
+        # the code as the asset ships it (bytecode for Lambda's Python), never written to (-B: a read-only disk).
+        code = ROOT / "functions"
+        if args.layer:
+            from infra.layer_build import build_function_code
+
+            code = build_function_code(Path(code_dir.name) / "task")
+        paths = [code, ROOT / "cli"]
         paths += [p for p in (args.layer and args.layer / "python", args.runtime) if p]
-        command = [args.python, *(["-I"] if args.layer else []), __file__, "--child"]
+        command = [args.python, *(["-I", "-B"] if args.layer else []), __file__, "--child"]
         for _, mode in ((r, m) for r in range(args.rounds) for m in modes):
             with tempfile.TemporaryDirectory(prefix="cold-") as cache:
                 base = {k: v for k, v in os.environ.items() if k not in LAMBDA_ENV and k not in PLAIN_ENV}
@@ -168,6 +175,7 @@ def main() -> int:
             loads.append(os.getloadavg()[0])
     finally:
         server.stop()
+        code_dir.cleanup()
 
     rows = [*PHASES, "whole (launch to answer)"]
     medians_by = {mode: {row: statistics.median(r.get(row, 0.0) for r in by_mode[mode]) for row in rows}
@@ -180,7 +188,8 @@ def main() -> int:
         f"Command: `.venv/bin/python bench/api_cold_start.py --model {args.model} --rounds {args.rounds}"
         + (f" --python {args.python} --layer {args.layer} --runtime {args.runtime}" if args.layer else "")
         + (" --compare-plain" if args.compare_plain else "") + "`", "",
-        f"Child: `{args.python}`" + (" -I, only the Lambda layer's packages and the runtime's boto3 on its path"
+        f"Child: `{args.python}`" + (" -I -B, only the Lambda layer's packages, the runtime's boto3 and the "
+                                     "function code as its asset ships it (with bytecode) on its path"
                                      if args.layer else ", this virtualenv") + ".", "",
         f"Model `{version}` ({manifest.get('labels')} labels), downloaded from moto S3 on loopback. Machine: "
         f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; 1-minute "

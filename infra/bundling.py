@@ -1,4 +1,5 @@
-"""CDK local bundlers (jsii ILocalBundling) for the dependency layer and the SageMaker source archive."""
+"""CDK local bundlers (jsii ILocalBundling) for the dependency layer, the function code and the SageMaker source
+archive."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import jsii
 
-from infra.layer_build import build_layer, write_training_source
+from infra.layer_build import build_function_code, build_layer, write_training_source
 
 
 @jsii.implements(cdk.ILocalBundling)
@@ -19,6 +20,15 @@ class PipLayerBundling:
 
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # jsii passes options positionally
         build_layer(self._requirements, Path(output_dir))
+        return True
+
+
+@jsii.implements(cdk.ILocalBundling)
+class FunctionCodeBundling:
+    """Local bundling of the function code: functions/ with bytecode for the Lambda runtime's Python."""
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
+        build_function_code(Path(output_dir))
         return True
 
 

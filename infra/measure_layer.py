@@ -20,6 +20,7 @@ from infra.layer_build import (
     FUNCTIONS_DIR,
     LAMBDA_PYTHON,
     LAYERS_DIR,
+    build_function_code,
     build_layer,
     directory_size,
     find_lambda_python,
@@ -30,10 +31,6 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 RESULT_FILE = Path(__file__).with_name("layer-size.json")
 
 
-def code_size() -> int:
-    """The function code asset: functions/ without bytecode caches (see CodeAssets' excludes)."""
-    return sum(p.stat().st_size for p in FUNCTIONS_DIR.rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc"))
 
 
 def install_runtime_sdk(target: Path) -> Path:
@@ -66,7 +63,8 @@ def import_check(python: str, paths: list[Path], module: str) -> float:
     env = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
     if module.startswith("categorizer.handlers."):
         env |= handler_environment(module)
-    result = subprocess.run([python, "-S", "-c", script], capture_output=True, text=True, env=env,  # noqa: S603
+    # -B: Lambda's file system is read-only, so nothing compiled here may be cached for the next check.
+    result = subprocess.run([python, "-S", "-B", "-c", script], capture_output=True, text=True, env=env,  # noqa: S603
                             check=False)
     if result.returncode != 0:
         raise RuntimeError(f"importing {module} failed on {python}:\n{result.stderr[-4000:]}")
@@ -85,11 +83,12 @@ def main() -> int:
         started = time.perf_counter()
         layer = build_layer(LAYERS_DIR / "runtime" / "requirements.txt", Path(tmp) / "layer")
         build_seconds = time.perf_counter() - started
-        layer_bytes, code_bytes = directory_size(layer), code_size()
+        code = build_function_code(Path(tmp) / "code")
+        layer_bytes, code_bytes = directory_size(layer), directory_size(code)
         imports = {}
         if python:
             sdk = install_runtime_sdk(Path(tmp) / "sdk")
-            imports = {m: import_check(python, [layer, sdk, FUNCTIONS_DIR], m) for m in handler_modules()}
+            imports = {m: import_check(python, [layer, sdk, code], m) for m in handler_modules()}
         largest = sorted(((directory_size(p) if p.is_dir() else p.stat().st_size, p.name)
                           for p in layer.iterdir()), reverse=True)[:8]
     result = {

@@ -6,11 +6,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.bundling import PipLayerBundling
+from infra.bundling import FunctionCodeBundling, PipLayerBundling
 from infra.components.service_function import ARCHITECTURE, RUNTIME
-from infra.layer_build import FUNCTIONS_DIR, LAYERS_DIR
+from infra.layer_build import CODE_EXCLUDED_NAMES, FUNCTIONS_DIR, LAYERS_DIR
 
-CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/*.egg-info"]
+CODE_EXCLUDES = [f"**/{name}" for name in CODE_EXCLUDED_NAMES]
 
 
 class CodeAssets(Construct):
@@ -32,4 +32,10 @@ class CodeAssets(Construct):
                 ),
             ),
         )
-        self.code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=CODE_EXCLUDES)
+        self.code = lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            exclude=CODE_EXCLUDES,
+            # The hash of the sources (not of the bytecode built from them): the same code, the same asset.
+            asset_hash_type=cdk.AssetHashType.SOURCE,
+            bundling=cdk.BundlingOptions(image=RUNTIME.bundling_image, local=FunctionCodeBundling()),
+        )

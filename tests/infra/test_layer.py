@@ -1,9 +1,11 @@
-"""The real dependency layer, built the way `cdk synth` builds it (pip cross-install, no Docker), checked on
-the Lambda runtime's Python (3.13): it imports every handler, runs the engine, and fits Lambda's size limit."""
+"""The real dependency layer and function code, built the way `cdk synth` builds them (pip cross-install, no
+Docker), checked on the Lambda runtime's Python (3.13): they import every handler from bytecode, run the engine,
+and fit Lambda's size limit."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,12 +18,13 @@ from infra.layer_build import (
     FUNCTIONS_DIR,
     LAMBDA_PYTHON,
     LAYERS_DIR,
+    build_function_code,
     build_layer,
     directory_size,
     find_lambda_python,
     write_training_source,
 )
-from infra.measure_layer import LAMBDA_UNZIPPED_LIMIT, code_size, import_check, install_runtime_sdk
+from infra.measure_layer import LAMBDA_UNZIPPED_LIMIT, import_check, install_runtime_sdk
 
 pytestmark = pytest.mark.slow
 REQUIREMENTS = LAYERS_DIR / "runtime" / "requirements.txt"
@@ -41,9 +44,14 @@ def layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runtime_paths(layer: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_function_code(tmp_path_factory.mktemp("code") / "task")
+
+
+@pytest.fixture(scope="module")
+def runtime_paths(layer: Path, code: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """sys.path of a function on Lambda: the layer (/opt/python), the runtime's boto3, the function code."""
-    return [layer, install_runtime_sdk(tmp_path_factory.mktemp("sdk")), FUNCTIONS_DIR]
+    return [layer, install_runtime_sdk(tmp_path_factory.mktemp("sdk")), code]
 
 
 def _pinned_names(requirements: Path) -> set[str]:
@@ -90,8 +98,34 @@ def test_engine_classifies_on_the_lambda_python_with_the_layers_native_wheels(la
     assert empty and empty not in {"card_arrival", "exchange_rate", "lost_or_stolen_card"}  # an error code
 
 
-def test_layer_plus_code_fit_lambdas_unzipped_limit(layer):
-    total = directory_size(layer) + code_size()
+def _pyc_flags(path: Path) -> int:
+    """PEP 552: the second 4-byte word of a .pyc; 0b01 = hash-based, the source never checked."""
+    return int.from_bytes(path.read_bytes()[4:8], "little")
+
+
+def test_function_code_carries_unchecked_bytecode_for_the_lambda_python_and_nothing_of_the_host(
+        lambda_python, code, runtime_paths, tmp_path):
+    sources = sorted(p.relative_to(code) for p in code.rglob("*.py"))
+    assert sources == sorted(p.relative_to(FUNCTIONS_DIR) for p in FUNCTIONS_DIR.rglob("*.py")
+                             if "__pycache__" not in p.parts and ".pytest_cache" not in p.parts)
+    tag = "cpython-" + LAMBDA_PYTHON.replace(".", "")
+    for source in sources:
+        compiled = code / source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert compiled.is_file(), f"no bytecode for {source}"
+        # The asset zip resets file times: timestamp-checked bytecode would be recompiled at every cold start.
+        assert _pyc_flags(compiled) == 0b01, source
+    foreign = [p for p in code.rglob("*.pyc") if f".{tag}." not in p.name]
+    assert not foreign and not list(code.rglob(".pytest_cache"))
+    # Lambda runs the bytecode without reading the source: a source broken after the build still imports.
+    deployed = shutil.copytree(code, tmp_path / "task")
+    with (deployed / "categorizer" / "handlers" / "api.py").open("a", encoding="utf-8") as source:
+        source.write("\nraise RuntimeError('the source was compiled at import')\n")
+    paths = [deployed if path == code else path for path in runtime_paths]
+    assert import_check(lambda_python, paths, "categorizer.handlers.api") > 0
+
+
+def test_layer_plus_code_fit_lambdas_unzipped_limit(layer, code):
+    total = directory_size(layer) + directory_size(code)
     assert total < LAMBDA_UNZIPPED_LIMIT, f"{total / 2**20:.1f} MB exceeds 250 MB"
     # The layer is not silently empty either: onnxruntime alone is tens of MB.
     assert directory_size(layer) > 50 * 2**20
