@@ -121,8 +121,9 @@ def freeze_activation_scales(path_in: Path, path_out: Path, calibration: Sequenc
     scale: that is why the engine ran each text alone. With constant scales every row is quantized alone, and
     texts of one token length can share a forward pass bit for bit (engine/classifier.py). The scales are the
     ones DynamicQuantizeLinear computes (uint8 over [min(0, min x), max(0, max x)]) from the range each tensor
-    takes over `calibration` (training texts' token ids, each run alone); the fused kernels stay as they are.
-    Measured: bench/results/*-static-scales.md."""
+    takes over `calibration` (training texts' token ids, each run alone). The fused attention (QAttention) stays;
+    onnxruntime no longer fuses the other int8 products into MatMulIntegerToFloat (it folds the scale product
+    first), which measured no slower (docs/model.md, speed levers). Measured: bench/results/*-static-scales.md."""
     model = onnx.load(str(path_in))
     ranges = _activation_ranges(model, calibration)
     nodes = []

@@ -302,10 +302,10 @@ class Classifier:
 
     def _parallel(self) -> tuple[list[ort.InferenceSession], ThreadPoolExecutor]:
         """Extra sessions are made on the first large call, keeping cold start to one session."""
-        from concurrent.futures import ThreadPoolExecutor  # here: a cold start that classifies one text never needs it
-
         with self._pool_lock:
             if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # here: a one-text cold start never needs it
+
                 extra = [create_session(self._model_path, threads=1) for _ in range(self.threads - 1)]
                 self._parallel_sessions = [self._session, *extra]
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx")
