@@ -71,7 +71,7 @@ def _variant(functions: Path, token: str) -> tuple[Callable[[], None], Callable[
     from categorizer_cli.local.lambda_context import LocalLambdaContext
 
     module = _load(functions)
-    classifier = module.app.state.services.models.get()
+    classifier = module.services.models.get()
     engine_classify = classifier.classify
     canned = engine_classify([TEXT], top_k=3)
     classifier.classify = lambda *args, **kwargs: canned

@@ -125,10 +125,10 @@ def main() -> int:
         else:
             os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Categorizer")
-        from categorizer.handlers.api import app, handler
+        from categorizer.handlers.api import handler, services
         from categorizer_cli.local.lambda_context import LocalLambdaContext
 
-        classifier = app.state.services.models.get()
+        classifier = services.models.get()
         engine_classify = classifier.classify
         inside: list[float] = []  # engine time within each handler call
         canned = engine_classify([TEXT], top_k=3)

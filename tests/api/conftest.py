@@ -28,9 +28,9 @@ from moto.server import ThreadedMotoServer
 from moto.utilities.utils import load_resource
 
 from categorizer import model_store
-from categorizer.api import create_app
-from categorizer.api.deps import build_services
+from categorizer.api.app import create_app
 from categorizer.api.lambda_adapter import LambdaHandler, lambda_handler_for
+from categorizer.api.services import build_services
 from categorizer.contract import ApiSettings, ModelSource, ReviewQueue
 from categorizer.contract.names import FEEDBACK_TABLE, REVIEW_TABLE
 from categorizer_cli.local.provision import create_user_pool

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import boto3
 import pytest
 
-from categorizer.api import create_app
+from categorizer.api.app import create_app
 from categorizer.contract import ApiSettings, SettingsError
 from tests.api.conftest import REGION, Api, assert_error, services_for
 

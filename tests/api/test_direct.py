@@ -12,7 +12,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -21,8 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
-from categorizer.api import create_app
-from categorizer.api.lambda_adapter import lambda_handler_for
+from categorizer.api.app import create_app
+from categorizer.api.lambda_adapter import lambda_handler, lambda_handler_for
+from categorizer.api.services import ApiServices
+from categorizer.contract import ApiSettings
 from categorizer.model_store import ModelUnavailableError
 from tests.api.conftest import FEEDBACK_SCOPE, Api, ApiResponse, Cognito
 
@@ -68,11 +73,16 @@ def _comparable(response: ApiResponse) -> tuple[int, dict[str, str], bytes]:
     return response.status, response.headers, PREDICTION_ID.sub(b'"prediction_id":"<id>"', response.body)
 
 
-@pytest.fixture
-def handlers(api_config, api_services, lambda_context) -> tuple[Api, Api, FastAPI]:
-    app = create_app(api_config, services=api_services)
+def _handlers(settings: ApiSettings, services: ApiServices, lambda_context) -> tuple[Api, Api, FastAPI]:
+    """(the handler Lambda runs, one that sends every request through the app, the app), on `services`."""
+    app = create_app(settings, services=services)
     return (Api(lambda_handler_for(app), lambda_context, "rest_v1"),
             Api(lambda_handler_for(app, direct_classify=False), lambda_context, "rest_v1"), app)
+
+
+@pytest.fixture
+def handlers(api_config, api_services, lambda_context) -> tuple[Api, Api, FastAPI]:
+    return _handlers(api_config, api_services, lambda_context)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -153,12 +163,42 @@ class _FailingModels:
 @pytest.mark.parametrize("error", [ModelUnavailableError("no model could be loaded: bucket unreachable"),
                                    RuntimeError("a bug")], ids=["model unavailable (503)", "unexpected (500)"])
 def test_failures_after_the_request_was_accepted_are_answered_as_the_app_answers_them(
-        handlers: tuple[Api, Api, FastAPI], api_env: Cognito, error: Exception) -> None:
-    direct, through_app, app = handlers
-    app.state.services = dataclasses.replace(app.state.services, models=_FailingModels(error))
+        api_config, api_services, lambda_context, api_env: Cognito, error: Exception) -> None:
+    failing = dataclasses.replace(api_services, models=_FailingModels(error))
+    direct, through_app, _ = _handlers(api_config, failing, lambda_context)
     event = direct.event("classify", token=api_env.machine_token(), body={"text": "My card has not arrived yet"})
 
     answer = direct.invoke(copy.deepcopy(event))
     assert answer.status == (503 if isinstance(error, ModelUnavailableError) else 500)
     assert "a bug" not in answer.body.decode()
     assert _comparable(answer) == _comparable(through_app.invoke(copy.deepcopy(event)))
+
+
+def test_the_app_is_built_by_the_first_request_the_direct_path_does_not_answer_and_only_once(
+        api_config, api_services, lambda_context, api_env: Cognito) -> None:
+    built: list[FastAPI] = []
+
+    def build_app() -> FastAPI:
+        built.append(create_app(api_config, services=api_services))
+        return built[-1]
+
+    api = Api(lambda_handler(api_services, app=build_app), lambda_context, "rest_v1")
+    token = api_env.machine_token()
+
+    assert api.call("classify", token=token, body={"text": "My card has not arrived yet"}).status == 200
+    assert api.call("classify", token=token, body={"texts": ["hi"], "top_k": 2}).status == 200
+    assert not built
+    assert api.call("classify", token=None, body={"text": "hi"}).status == 401  # no token: the app answers
+    assert len(built) == 1
+    assert api.call("health").status == 200
+    assert api.call("classify", token=token, body={"text": " "}).status == 422
+    assert len(built) == 1
+
+
+def test_the_lambda_handler_module_imports_neither_fastapi_nor_starlette() -> None:
+    """What a cold start imports before its first request (the environment is the tests' function settings)."""
+    probe = ("import sys, categorizer.handlers.api; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette'}))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env=os.environ | {"POWERTOOLS_TRACE_DISABLED": "true"})
+    assert result.stdout.strip() == "[]", result.stderr[-2000:]

@@ -9,7 +9,9 @@ import pytest
 from categorizer.adapters.feedback_table import FeedbackStoreError
 from categorizer.api import logic
 from categorizer.api.auth import AuthenticationError, AuthUnavailableError, PermissionDeniedError
-from categorizer.api.errors import ERROR_STATUS, BodyTooLargeError, error_response
+from categorizer.api.error_table import ERROR_STATUS, BodyTooLargeError
+from categorizer.api.errors import error_response
+from categorizer.api.paths import stage_prefix
 from categorizer.model_store import ModelUnavailableError
 
 
@@ -77,6 +79,4 @@ def test_every_domain_error_has_one_status_and_code(exc: Exception, status: int,
     ({"requestContext": {"stage": "prod", "path": "/production/v1"}, "path": "/v1"}, ""),
 ])
 def test_stage_prefix_is_taken_only_from_what_the_client_called(event: dict, prefix: str) -> None:
-    from categorizer.api.middleware import stage_prefix
-
     assert stage_prefix(event) == prefix

@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from categorizer.api import create_app
+from categorizer.api.app import create_app
 from categorizer.contract import ApiSettings
 from tests.api.conftest import Cognito
 

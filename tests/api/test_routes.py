@@ -90,7 +90,7 @@ def test_model_route_describes_the_serving_model(api: Api, api_env: Cognito, ser
 def test_the_model_is_loaded_once_and_reused(api_config, api_services, lambda_context, api_env: Cognito) -> None:
     import dataclasses
 
-    from categorizer.api import create_app
+    from categorizer.api.app import create_app
     from categorizer.api.lambda_adapter import lambda_handler_for
 
     store = model_store.ModelStore(api_config.model)  # a fresh store: nothing loaded yet
@@ -143,7 +143,7 @@ def test_no_model_is_503_in_the_error_shape(api_config, api_services, lambda_con
     """The champion pointer cannot be read (no parameter yet) and nothing was loaded before: 503, not 500."""
     import dataclasses
 
-    from categorizer.api import create_app
+    from categorizer.api.app import create_app
     from categorizer.api.lambda_adapter import lambda_handler_for
     from categorizer.contract import ModelSource
 

@@ -35,7 +35,7 @@ import pytest
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
-from categorizer.api import create_app
+from categorizer.api.app import create_app
 from categorizer.contract import ApiSettings, Identity, ModelSource
 from categorizer.contract.names import FEEDBACK_TABLE
 from categorizer.engine import Classifier

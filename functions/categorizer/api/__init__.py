@@ -1,5 +1,5 @@
-"""The HTTP API: FastAPI app, routers, auth, error mapping. The Lambda handler is categorizer.handlers.api."""
+"""The HTTP API: FastAPI app (api/app.py), routers, auth, error mapping. The Lambda handler is
+categorizer.handlers.api (api/lambda_adapter.py).
 
-from categorizer.api.app import create_app
-
-__all__ = ["create_app"]
+Imports nothing: the Lambda handler answers most classifications without FastAPI (api/direct.py), so importing
+one module of this package must not import the app."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from categorizer.api.deps import ApiServices, build_services
 from categorizer.api.errors import install_error_handlers
 from categorizer.api.middleware import ApiGatewayStagePrefix, BodySizeLimit
+from categorizer.api.paths import API_PREFIX
 from categorizer.api.routers import classify, console, feedback, files, health, labels, model, review
+from categorizer.api.services import ApiServices, build_services
 from categorizer.contract import ApiSettings
 
 DESCRIPTION = """
@@ -53,9 +54,9 @@ def routed_app() -> FastAPI:
         redoc_url=None,
     )
     for router in (health.router, classify.router, feedback.router, model.router, labels.router, review.router):
-        app.include_router(router, prefix="/v1")
-    app.include_router(files.router, prefix="/v1")  # web console: uploads, recent files, links
-    app.include_router(console.api_router, prefix="/v1")  # web console: model report, history, ops
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(files.router, prefix=API_PREFIX)  # web console: uploads, recent files, links
+    app.include_router(console.api_router, prefix=API_PREFIX)  # web console: model report, history, ops
     app.include_router(console.router)  # web console: the page at /console/
     install_error_handlers(app)
     return app

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from categorizer.api.errors import BodyTooLargeError, error_response
-
-
-def stage_prefix(event: dict[str, Any]) -> str:
-    """`/prod` when the client called `https://host/prod/v1/...` (execute-api URLs carry the stage)."""
-    context = event.get("requestContext") or {}
-    stage = context.get("stage")
-    if not isinstance(stage, str) or not stage or stage == "$default":
-        return ""
-    prefix = f"/{stage}"
-    if event.get("version") == "2.0":
-        client_path = (context.get("http") or {}).get("path") or event.get("rawPath") or ""
-    else:
-        client_path = context.get("path") or ""
-    return prefix if client_path == prefix or client_path.startswith(prefix + "/") else ""
-
-
-def without_stage(scope: Scope) -> tuple[str, str]:
-    """(stage prefix, the path the app routes) of a Mangum HTTP scope: `/prod/v1/x` -> ("/prod", "/v1/x")."""
-    event = scope.get("aws.event")
-    prefix = stage_prefix(event) if isinstance(event, dict) else ""
-    path = scope["path"]
-    if prefix and (path == prefix or path.startswith(prefix + "/")):
-        path = path[len(prefix):] or "/"
-    return prefix, path
+from categorizer.api.error_table import BodyTooLargeError
+from categorizer.api.errors import error_response
+from categorizer.api.paths import without_stage
 
 
 class ApiGatewayStagePrefix:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from categorizer.adapters.review_table import ReviewItem, ReviewSource, ReviewStoreError, SourceKind
+from categorizer.api.classify_service import spans_out
 from categorizer.api.deps import (
     ClassifierDep,
     FeedbackRepository,
@@ -16,7 +17,6 @@ from categorizer.api.deps import (
     ReviewQueueDep,
     SettingsDep,
 )
-from categorizer.api.routers.classify import spans_out
 from categorizer.api.schemas import (
     ITEM_ID_PATTERN,
     REVIEW_PAGE_MAX,
