@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 from aws_lambda_powertools.utilities import parameters
 
 from categorizer.adapters.model_registry_bucket import ModelBucket
@@ -44,11 +45,17 @@ class ChampionPointer:
 
 
 class ModelStore:
-    """One per container. `bucket` is built on the first download (a local bundle never needs S3)."""
+    """One per container. Its SSM and S3 clients are built on first use (a local bundle needs neither), from one
+    boto3 session: a second session parses botocore's shared data files again and registers its handlers
+    again, ~45 ms of a cold start (bench/results/*-api-cold-start.md)."""
 
     def __init__(self, settings: ModelSource, *, bucket: Callable[[], ModelBucket] | None = None) -> None:
         self._settings = settings
-        self._bucket = Lazy(bucket or (lambda: ModelBucket(str(settings.model_bucket))))
+        session = Lazy(boto3.Session)
+        self._bucket = Lazy(bucket or (lambda: ModelBucket(str(settings.model_bucket),
+                                                           client=session.get().client("s3"))))
+        # Its own provider, not Powertools' module-wide one: the pointer's `max_age` cache is this store's.
+        self._pointers = Lazy(lambda: parameters.SSMProvider(boto3_session=session.get()))
         self._lock = threading.Lock()
         self._classifier: Classifier | None = None
 
@@ -72,7 +79,7 @@ class ModelStore:
         if not (settings.model_bucket and settings.champion_parameter):
             raise ModelUnavailableError("no model configured: set MODEL_DIR or MODEL_BUCKET + CHAMPION_PARAMETER")
         try:
-            raw = parameters.get_parameter(settings.champion_parameter, max_age=settings.model_max_age_seconds)
+            raw = self._pointers.get().get(settings.champion_parameter, max_age=settings.model_max_age_seconds)
             pointer = ChampionPointer.parse(raw)
         except Exception as exc:  # SSM outage or a bad pointer: keep serving what we have
             if self._classifier is not None:
