@@ -53,8 +53,10 @@ test: $(MODEL) browser  ## run the test suite
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(SERVED)  ## engine benchmark of the served model against its peers (writes bench/results/)
+bench: $(SERVED)  ## engine vs its peers, API handler vs engine, API cold start as Lambda runs it (bench/results/)
 	$(BIN)/categorizer bench --model $(SERVED_ARTIFACTS)/model
+	$(BIN)/python bench/api_handler.py --model $(SERVED_ARTIFACTS)/model --lambda-env
+	$(BIN)/python bench/api_cold_start.py --model $(SERVED_ARTIFACTS) --as-lambda
 
 node_modules/.bin/cdk: package.json
 	npm install --no-audit --no-fund --loglevel=error

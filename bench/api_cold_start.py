@@ -10,6 +10,8 @@ launch to answer.
     .venv/bin/python bench/api_cold_start.py [--model artifacts/served] [--rounds 7]
     # as Lambda: its CPython, only the layer's packages and the runtime's boto3 (no venv, no dev packages)
     .venv/bin/python bench/api_cold_start.py --python python3.13 --layer <built layer> --runtime <boto3 dir>
+    # the same, the layer and boto3 built here as synth builds them (what `make bench` runs)
+    .venv/bin/python bench/api_cold_start.py --as-lambda
 Results: bench/results/<date>-api-cold-start.md (+ .json), and printed.
 """
 
@@ -60,7 +62,9 @@ def child() -> None:
     from categorizer.api.auth import JwksCache
     from categorizer_cli.local.lambda_context import LocalLambdaContext  # stdlib only
 
-    timed(model_store.parameters, "get_parameter", "champion pointer (SSM)")
+    # The pointer's client (built on first use) and its read: SSMProvider in every version of the store.
+    timed(model_store.parameters.SSMProvider, "__init__", "champion pointer (SSM)")
+    timed(model_store.parameters.SSMProvider, "get", "champion pointer (SSM)")
     timed(ModelBucket, "open", "download + unpack (S3, one stream)")  # the GET; its body is read while unpacking
     timed(model_store, "extract_bundle_stream", "download + unpack (S3, one stream)")
     timed(model_store, "load_bundle", "verify sha256")
@@ -108,6 +112,29 @@ from api_handler import LAMBDA_ENV  # noqa: E402 - bench/ is on the path (above)
 PLAIN_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
+def _code_of(rev: str, into: Path) -> Path:
+    """functions/ of git revision `rev`, built as its asset would be (bytecode included)."""
+    from infra.layer_build import build_function_code
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "functions"], check=True,
+                             capture_output=True).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return build_function_code(into / "task", source=into / "functions")
+
+
+def _lambda_runtime(into: Path) -> tuple[str, Path, Path]:
+    """(Lambda's Python, the layer as synth builds it, the runtime's boto3), built under `into`."""
+    from infra.layer_build import LAYERS_DIR, build_layer, find_lambda_python
+    from infra.measure_layer import install_runtime_sdk
+
+    python = find_lambda_python()
+    if python is None:
+        sys.exit("--as-lambda: no Python of the Lambda runtime's version on this machine")
+    build_layer(LAYERS_DIR / "runtime" / "requirements.txt", into / "layer")
+    return python, into / "layer", install_runtime_sdk(into / "runtime")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "served",
@@ -116,10 +143,20 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="the child interpreter (default: this one)")
     parser.add_argument("--layer", type=Path, help="a built dependency layer (its python/ folder is used)")
     parser.add_argument("--runtime", type=Path, help="what the Lambda runtime provides (boto3, botocore, ...)")
+    parser.add_argument("--as-lambda", action="store_true",
+                        help="build the layer and the runtime's SDK as synth does and run on Lambda's Python "
+                             "(what --python/--layer/--runtime give by hand)")
     parser.add_argument("--compare-plain", action="store_true",
                         help="also time, interleaved, a child outside a Lambda-like environment (the old figure)")
+    parser.add_argument("--compare-rev", metavar="REV",
+                        help="also time, interleaved, the function code of git revision REV (with --layer)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    built_runtime = tempfile.TemporaryDirectory(prefix="cold-runtime-")
+    if args.as_lambda and not args.child:
+        args.python, args.layer, args.runtime = _lambda_runtime(Path(built_runtime.name))
+    if args.compare_rev and not args.layer:
+        parser.error("--compare-rev needs --layer (both codes run as their assets ship them)")
     if args.child:
         child()
         return 0
@@ -136,26 +173,29 @@ def main() -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     loads = [os.getloadavg()[0]]
-    modes = {"lambda": LAMBDA_ENV, **({"plain": PLAIN_ENV} if args.compare_plain else {})}
+    modes = {"lambda": LAMBDA_ENV, **({"plain": PLAIN_ENV} if args.compare_plain else {}),
+             **({f"rev {args.compare_rev}": LAMBDA_ENV} if args.compare_rev else {})}
     by_mode: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     code_dir = tempfile.TemporaryDirectory(prefix="cold-code-")
     try:
         env = _setup(f"http://127.0.0.1:{port}", tarball, version)
         # The function's code (and the local Lambda context stub); with --layer, only the layer's packages and
         # the code as the asset ships it (bytecode for Lambda's Python), never written to (-B: a read-only disk).
-        code = ROOT / "functions"
+        code = {mode: ROOT / "functions" for mode in modes}
         if args.layer:
             from infra.layer_build import build_function_code
 
-            code = build_function_code(Path(code_dir.name) / "task")
-        paths = [code, ROOT / "cli"]
-        paths += [p for p in (args.layer and args.layer / "python", args.runtime) if p]
+            built = build_function_code(Path(code_dir.name) / "task")
+            code = dict.fromkeys(modes, built)
+        if args.compare_rev:
+            code[f"rev {args.compare_rev}"] = _code_of(args.compare_rev, Path(code_dir.name) / "rev")
+        runtime = [p for p in (args.layer and args.layer / "python", args.runtime) if p]
         command = [args.python, *(["-I", "-B"] if args.layer else []), __file__, "--child"]
         for _, mode in ((r, m) for r in range(args.rounds) for m in modes):
             with tempfile.TemporaryDirectory(prefix="cold-") as cache:
                 base = {k: v for k, v in os.environ.items() if k not in LAMBDA_ENV and k not in PLAIN_ENV}
                 child_env = {**base, **env, **modes[mode], "MODEL_CACHE_DIR": cache,
-                             "BENCH_PATH": os.pathsep.join(map(str, paths))}
+                             "BENCH_PATH": os.pathsep.join(map(str, [code[mode], ROOT / "cli", *runtime]))}
                 launched = time.perf_counter()
                 # Launch to the answer line: the process's exit (interpreter teardown) is not cold start.
                 process = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE,
@@ -176,18 +216,24 @@ def main() -> int:
     finally:
         server.stop()
         code_dir.cleanup()
+        built_runtime.cleanup()
 
     rows = [*PHASES, "whole (launch to answer)"]
     medians_by = {mode: {row: statistics.median(r.get(row, 0.0) for r in by_mode[mode]) for row in rows}
                   for mode in modes}
     medians = medians_by["lambda"]
-    plain = medians_by.get("plain")
+    peers = [mode for mode in modes if mode != "lambda"]  # measured interleaved with it, round by round
+    whole = "whole (launch to answer)"
+    described = {"plain": "the same child outside a Lambda-like environment with tracing off",
+                 f"rev {args.compare_rev}": f"the function code of git revision `{args.compare_rev}`, same build"}
     now = datetime.now(UTC)
     lines = [
         f"# API function cold start on the local stack ({now:%Y-%m-%d %H:%M} UTC)", "",
         f"Command: `.venv/bin/python bench/api_cold_start.py --model {args.model} --rounds {args.rounds}"
-        + (f" --python {args.python} --layer {args.layer} --runtime {args.runtime}" if args.layer else "")
-        + (" --compare-plain" if args.compare_plain else "") + "`", "",
+        + (" --as-lambda" if args.as_lambda else
+           f" --python {args.python} --layer {args.layer} --runtime {args.runtime}" if args.layer else "")
+        + (" --compare-plain" if args.compare_plain else "")
+        + (f" --compare-rev {args.compare_rev}" if args.compare_rev else "") + "`", "",
         f"Child: `{args.python}`" + (" -I -B, only the Lambda layer's packages, the runtime's boto3 and the "
                                      "function code as its asset ships it (with bytecode) on its path"
                                      if args.layer else ", this virtualenv") + ".", "",
@@ -196,13 +242,14 @@ def main() -> int:
         f"load average {min(loads):.1f}-{max(loads):.1f} during the run. Medians of {args.rounds} fresh "
         "processes (warm page cache: Lambda's cold start also reads its code from a warm-ish cache).", "",
         "Environment: Lambda's (LAMBDA_TASK_ROOT, a trace header, X-Ray tracing active as deployed)"
-        + ("; `plain` = the same child outside a Lambda-like environment with tracing off, interleaved round by "
-           "round" if plain else "") + ".", "",
-        "| phase | median s | share |" + (" plain median s |" if plain else ""),
-        "|---|---:|---:|" + ("---:|" if plain else ""),
-        *[f"| {row} | {medians[row]:.3f} | {medians[row] / medians['whole (launch to answer)']:.0%} |"
-          + (f" {plain[row]:.3f} |" if plain else "") for row in rows], "",
-        f"Goal (issue 18): whole <= 1.0 s -> **{'met' if medians['whole (launch to answer)'] <= 1.0 else 'not met'}**.",
+        + "".join(f"; `{peer}` = {described[peer]}" for peer in peers)
+        + ("; peers interleaved round by round" if peers else "") + ".", "",
+        "| phase | median s | share |" + "".join(f" {peer} median s |" for peer in peers),
+        "|---|---:|---:|" + "---:|" * len(peers),
+        *[f"| {row} | {medians[row]:.3f} | {medians[row] / medians[whole]:.0%} |"
+          + "".join(f" {medians_by[peer][row]:.3f} |" for peer in peers) for row in rows], "",
+        *[f"Whole, this code / `{peer}`: {medians[whole] / medians_by[peer][whole]:.2f}x." for peer in peers],
+        "", f"Goal (issue 18): whole <= 1.0 s -> **{'met' if medians[whole] <= 1.0 else 'not met'}**.",
     ]
     report = "\n".join(lines) + "\n"
     out_md = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-api-cold-start.md"

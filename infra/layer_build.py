@@ -70,10 +70,11 @@ def build_layer(requirements: Path, output_dir: Path) -> Path:
     return site
 
 
-def build_function_code(output_dir: Path) -> Path:
+def build_function_code(output_dir: Path, *, source: Path = FUNCTIONS_DIR) -> Path:
     """The function code asset: functions/ as it is in the repository, plus bytecode for the Lambda runtime.
-    Measured: the API function's imports, 1.135 -> 1.074 s with it (bench/results/*-function-bytecode.md)."""
-    shutil.copytree(FUNCTIONS_DIR, output_dir, dirs_exist_ok=True,
+    Measured: the API function's imports, 1.135 -> 1.074 s with it (bench/results/*-function-bytecode.md).
+    `source`: another functions/ folder (a benchmark's earlier commit)."""
+    shutil.copytree(source, output_dir, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(*CODE_EXCLUDED_NAMES))
     compile_for_lambda(output_dir)
     return output_dir
