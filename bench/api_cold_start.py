@@ -125,14 +125,16 @@ def _code_of(rev: str, into: Path) -> Path:
 
 def _lambda_runtime(into: Path) -> tuple[str, Path, Path]:
     """(Lambda's Python, the layer as synth builds it, the runtime's boto3), built under `into`."""
-    from infra.layer_build import LAYERS_DIR, build_layer, find_lambda_python
+    from infra.layer_build import LAYERS_DIR, build_layer, compile_for_lambda, find_lambda_python
     from infra.measure_layer import install_runtime_sdk
 
     python = find_lambda_python()
     if python is None:
         sys.exit("--as-lambda: no Python of the Lambda runtime's version on this machine")
     build_layer(LAYERS_DIR / "runtime" / "requirements.txt", into / "layer")
-    return python, into / "layer", install_runtime_sdk(into / "runtime")
+    sdk = install_runtime_sdk(into / "runtime")
+    compile_for_lambda(sdk)  # the runtime's own boto3 comes compiled; pip --no-compile installed it bare
+    return python, into / "layer", sdk
 
 
 def main() -> int:
