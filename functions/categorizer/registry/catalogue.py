@@ -48,7 +48,7 @@ class ChangeAction(StrEnum):
     MADE_LIVE = "made_live"  # a promotion made the recorded changes live
 
 
-# --- errors (the API maps them: api/errors.py) --------------------------------------------------------------
+# --- errors (the API maps them: api/error_table.py) ---------------------------------------------------------
 
 
 class LabelError(Exception):
