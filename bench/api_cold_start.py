@@ -125,16 +125,14 @@ def _code_of(rev: str, into: Path) -> Path:
 
 def _lambda_runtime(into: Path) -> tuple[str, Path, Path]:
     """(Lambda's Python, the layer as synth builds it, the runtime's boto3), built under `into`."""
-    from infra.layer_build import LAYERS_DIR, build_layer, compile_for_lambda, find_lambda_python
+    from infra.layer_build import LAYERS_DIR, build_layer, find_lambda_python
     from infra.measure_layer import install_runtime_sdk
 
     python = find_lambda_python()
     if python is None:
         sys.exit("--as-lambda: no Python of the Lambda runtime's version on this machine")
     build_layer(LAYERS_DIR / "runtime" / "requirements.txt", into / "layer")
-    sdk = install_runtime_sdk(into / "runtime")
-    compile_for_lambda(sdk)  # the runtime's own boto3 comes compiled; pip --no-compile installed it bare
-    return python, into / "layer", sdk
+    return python, into / "layer", install_runtime_sdk(into / "runtime")
 
 
 def main() -> int:
@@ -154,14 +152,14 @@ def main() -> int:
                         help="also time, interleaved, the function code of git revision REV (with --layer)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    built_runtime = tempfile.TemporaryDirectory(prefix="cold-runtime-")
-    if args.as_lambda and not args.child:
-        args.python, args.layer, args.runtime = _lambda_runtime(Path(built_runtime.name))
-    if args.compare_rev and not args.layer:
-        parser.error("--compare-rev needs --layer (both codes run as their assets ship them)")
     if args.child:
         child()
         return 0
+    built_runtime = tempfile.TemporaryDirectory(prefix="cold-runtime-")
+    if args.as_lambda:
+        args.python, args.layer, args.runtime = _lambda_runtime(Path(built_runtime.name))
+    if args.compare_rev and not args.layer:
+        parser.error("--compare-rev needs --layer (both codes run as their assets ship them)")
     manifest = json.loads((args.model / "model" / "manifest.json").read_text(encoding="utf-8"))
     version = manifest["version"]
     tarball = args.model / "models" / f"{version}.tar.gz"
@@ -226,8 +224,9 @@ def main() -> int:
     medians = medians_by["lambda"]
     peers = [mode for mode in modes if mode != "lambda"]  # measured interleaved with it, round by round
     whole = "whole (launch to answer)"
-    described = {"plain": "the same child outside a Lambda-like environment with tracing off",
-                 f"rev {args.compare_rev}": f"the function code of git revision `{args.compare_rev}`, same build"}
+    described = {"plain": "the same child outside a Lambda-like environment with tracing off"}
+    if args.compare_rev:
+        described[f"rev {args.compare_rev}"] = f"the function code of git revision `{args.compare_rev}`, same build"
     now = datetime.now(UTC)
     lines = [
         f"# API function cold start on the local stack ({now:%Y-%m-%d %H:%M} UTC)", "",
