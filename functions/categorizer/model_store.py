@@ -49,9 +49,10 @@ class ModelStore:
     boto3 session: a second session parses botocore's shared data files again and registers its handlers
     again, ~45 ms of a cold start (bench/results/*-api-cold-start.md)."""
 
-    def __init__(self, settings: ModelSource, *, bucket: Callable[[], ModelBucket] | None = None) -> None:
+    def __init__(self, settings: ModelSource, *, bucket: Callable[[], ModelBucket] | None = None,
+                 session: Lazy[boto3.Session] | None = None) -> None:
         self._settings = settings
-        session = Lazy(boto3.Session)
+        session = session or Lazy(boto3.Session)  # the function's one session, when it has one (api/services.py)
         self._bucket = Lazy(bucket or (lambda: ModelBucket(str(settings.model_bucket),
                                                            client=session.get().client("s3"))))
         # Its own provider, not Powertools' module-wide one: the pointer's `max_age` cache is this store's.

@@ -353,11 +353,16 @@ def assert_error(response: ApiResponse, status: int, code: str | None = None) ->
 
 
 @pytest.fixture
-def review_api(api_config, review_table_name: str, serving_store, lambda_context, moto_endpoint: str):
-    """The API with this test's own review queue (a fresh table name per test keeps tests apart)."""
+def review_settings(api_config, review_table_name: str, moto_endpoint: str) -> ApiSettings:
+    """The API's settings with this test's own review queue (a fresh table name per test keeps tests apart)."""
     name = f"{review_table_name}-{uuid.uuid4().hex[:8]}"
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=REGION)
     dynamodb.create_table(**REVIEW_TABLE.create_table_kwargs(name))
-    settings = dataclasses.replace(api_config, review=ReviewQueue(review_table=name, review_lease_seconds=60))
-    handler = lambda_handler_for(create_app(settings, services=services_for(settings, serving_store)))
+    return dataclasses.replace(api_config, review=ReviewQueue(review_table=name, review_lease_seconds=60))
+
+
+@pytest.fixture
+def review_api(review_settings: ApiSettings, serving_store, lambda_context) -> Api:
+    """The API with this test's own review queue."""
+    handler = lambda_handler_for(create_app(review_settings, services=services_for(review_settings, serving_store)))
     return Api(handler, lambda_context, "rest_v1")

@@ -16,10 +16,12 @@ from categorizer.adapters.review_table import item_id_for
 from categorizer.api.app import create_app
 from categorizer.api.lambda_adapter import lambda_handler_for
 from categorizer.contract import ReviewQueue
+from categorizer.wiring import Lazy
 from tests.api.conftest import REGION, Api, Cognito, assert_error, services_for
 
 JSON = {"Content-Type": "application/json"}
 DOUBTFUL = ["card", "rate", "hello there", "my thing"]  # the tiny model is unsure of one-word texts
+CONFIDENT = ["When will my new card arrive?", "What exchange rate do you use?"]  # texts it was trained on
 
 
 def _sub(token: str) -> str:
@@ -167,6 +169,23 @@ def test_unknown_items_foreign_ids_people_without_the_group_and_bad_cursors(revi
                  422, "invalid_cursor")
     assert_error(review_api.call("review", token=api_env.access_token("rita"), query={"order": "oldest"}), 422,
                  "validation_error")
+
+
+def test_the_queue_client_is_made_by_the_first_prediction_that_needs_review(
+        review_settings, serving_store, review_api: Api, api_env: Cognito, lambda_context):
+    services = services_for(review_settings, serving_store)
+    made: list[str] = []
+    counted = dataclasses.replace(services, review=Lazy(lambda: made.append("made") or services.review.get()))
+    api = Api(lambda_handler_for(create_app(review_settings, services=counted)), lambda_context, "rest_v1")
+
+    sure = _classify(api, api_env, CONFIDENT)
+    assert not any(p["needs_review"] for p in sure) and made == []  # a cold start's usual first request
+    unsure = _classify(api, api_env, DOUBTFUL)
+    assert any(p["needs_review"] for p in unsure) and made == ["made"]
+    _classify(api, api_env, DOUBTFUL)
+    assert made == ["made"]  # kept
+    queued = {item["text"] for item in _list(review_api, api_env, limit="100")["items"]}
+    assert queued == {t for t, p in zip(DOUBTFUL, unsure, strict=True) if p["needs_review"]}
 
 
 def test_a_queue_outage_never_fails_a_classification(api_config, serving_store, lambda_context, api_env: Cognito):

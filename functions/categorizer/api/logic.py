@@ -19,6 +19,7 @@ from categorizer.engine import Classifier, Prediction, TextError
 from categorizer.observability import logger, metrics
 from categorizer.registry.catalogue import Catalogue, UnknownLabelError, check_feedback_labels
 from categorizer.review.queueing import QueueReport, queue_for_review, to_queue
+from categorizer.wiring import Lazy
 
 __all__ = ["UnknownLabelError"]  # re-exported: the label rule lives in registry/catalogue.py
 
@@ -88,13 +89,15 @@ def classify_texts(classifier: Classifier, texts: Sequence[str], *, top_k: int,
 
 
 def queue_doubtful(texts: Sequence[str], items: Sequence[IdentifiedPrediction], *, caller: Principal,
-                   model_version: str, table: ReviewTable | None, settings: ReviewQueue) -> QueueReport:
-    """Predictions that need review go to the review queue (bounded; a queue failure is counted, not raised)."""
+                   model_version: str, table: Lazy[ReviewTable | None], settings: ReviewQueue) -> QueueReport:
+    """Predictions that need review go to the review queue (bounded; a queue failure is counted, not raised).
+    The queue (`table`, None: there is none) is made only when a prediction needs review."""
     source = ReviewSource(SourceKind.API, caller=caller.subject)
-    report = queue_for_review(table, (to_queue(text, item.prediction, source=source, model_version=model_version)
-                                      for text, item in zip(texts, items, strict=True) if item.prediction.needs_review),
-                              settings=settings, cap=settings.review_max_per_request)
-    if table is not None:
+    doubtful = [to_queue(text, item.prediction, source=source, model_version=model_version)
+                for text, item in zip(texts, items, strict=True) if item.prediction.needs_review]
+    queue = table.get() if doubtful else None
+    report = queue_for_review(queue, doubtful, settings=settings, cap=settings.review_max_per_request)
+    if settings.review_table:  # the stage has a queue: its metrics are published, zero included
         metrics.add_metric(name=MetricName.REVIEW_ITEMS_QUEUED, unit=MetricUnit.Count, value=report.written)
         metrics.add_metric(name=MetricName.REVIEW_QUEUE_WRITE_FAILURES, unit=MetricUnit.Count, value=report.failed)
     return report

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import boto3
+
 from categorizer.adapters.champion_parameter import ChampionParameter
 from categorizer.adapters.feedback_scan import FeedbackScan
 from categorizer.adapters.feedback_table import FeedbackTable
@@ -36,11 +38,14 @@ class ApiServices:
     files: Lazy[FileService]
     console: Lazy[ConsoleService]
     review: Lazy[ReviewTable | None]  # None: this stack has no review queue (nothing is queued)
+    aws: Lazy[boto3.Session]  # the one session the clients of the model store and the tables come from
     labels: Lazy[LabelService]
 
 
 def build_services(settings: ApiSettings) -> ApiServices:
-    """The one place the API function's clients are made (each on first use)."""
+    """The one place the API function's clients are made (each on first use), from one boto3 session: each
+    session parses botocore's data files again (~45 ms of a cold start, bench/results/*-api-cold-start.md)."""
+    aws = Lazy(boto3.Session)
     user_files = Lazy(UserFiles)
     files = Lazy(lambda: FileService(settings, user_files.get()))
     source = settings.model
@@ -56,16 +61,17 @@ def build_services(settings: ApiSettings) -> ApiServices:
         read_feedback=lambda limit: scan.get().records(limit)))
     return ApiServices(
         settings=settings,
-        models=ModelStore(source),
+        models=ModelStore(source, session=aws),
         verifier=Lazy(lambda: build_token_verifier(settings.identity)),
-        feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region)),
+        feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region, session=aws.get())),
         files=files,
         console=console,
-        review=Lazy(lambda: ReviewTable.create(settings.review.review_table, region=settings.region)
-                    if settings.review.review_table else None),
+        review=Lazy(lambda: ReviewTable.create(settings.review.review_table, region=settings.region,
+                                               session=aws.get()) if settings.review.review_table else None),
         labels=Lazy(lambda: LabelService(
             store=CatalogueStore(ModelBucket(str(source.model_bucket))) if source.model_bucket else None,
             read_feedback=lambda: scan.get().all_records())),
+        aws=aws,
     )
 
 
@@ -83,7 +89,9 @@ class ClassifyContext:
 
     caller: Principal
     classifier: Classifier
-    review: ReviewTable | None
+    # Made when a prediction is first queued: most requests queue nothing, and a cold start need not make the
+    # table's client for nothing.
+    review: Lazy[ReviewTable | None]
     settings: ApiSettings
 
 
@@ -93,5 +101,5 @@ def classify_context_for(services: ApiServices, bearer_token: str | None) -> Cla
     identity = services.settings.identity
     caller = require_permission(verified_principal(services, bearer_token), scope=identity.classify_scope,
                                 group=identity.classify_group)
-    return ClassifyContext(caller=caller, classifier=services.models.get(), review=services.review.get(),
+    return ClassifyContext(caller=caller, classifier=services.models.get(), review=services.review,
                            settings=services.settings)
