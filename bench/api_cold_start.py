@@ -261,6 +261,8 @@ def main() -> int:
     ]
     report = "\n".join(lines) + "\n"
     out_md = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-api-cold-start.md"
+    if out_md.exists():  # two runs in one minute: both kept
+        out_md = out_md.with_name(f"{now:%Y-%m-%d-%H%M%S}-api-cold-start.md")
     out_md.write_text(report, encoding="utf-8")
     out_md.with_suffix(".json").write_text(json.dumps({"rounds": by_mode, "medians": medians_by, "load": loads,
                                                        "model": version}, indent=1), encoding="utf-8")
