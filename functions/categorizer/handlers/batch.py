@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -57,11 +58,15 @@ class BatchServices:
 
 
 def build_services(settings: BatchSettings) -> BatchServices:
-    """The one place this function's clients are made."""
+    """The one place this function's clients are made, from one boto3 session (each session parses botocore's
+    data files again: docs/model.md, "API cold start")."""
+    aws = boto3.Session()
     review_table = settings.review.review_table
-    return BatchServices(settings=settings, objects=S3Objects(), get_classifier=ModelStore(settings.model).get,
-                         tasks=TaskQueue(settings.batch_queue_url) if settings.batch_queue_url else None,
-                         review=ReviewTable.create(review_table, region=settings.region) if review_table else None)
+    return BatchServices(
+        settings=settings, objects=S3Objects(aws.client("s3")),
+        get_classifier=ModelStore(settings.model, session=Lazy(lambda: aws)).get,
+        tasks=TaskQueue(settings.batch_queue_url, aws.client("sqs")) if settings.batch_queue_url else None,
+        review=ReviewTable.create(review_table, region=settings.region, session=aws) if review_table else None)
 
 
 def _count(name: MetricName, value: int = 1) -> None:
