@@ -249,7 +249,8 @@ def main() -> int:
         f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; 1-minute "
         f"load average {min(loads):.1f}-{max(loads):.1f} during the run. Medians of {args.rounds} fresh "
         "processes (warm page cache: Lambda's cold start also reads its code from a warm-ish cache).", "",
-        "Environment: Lambda's (LAMBDA_TASK_ROOT, a trace header, X-Ray tracing active as deployed)"
+        "Environment: Lambda's (LAMBDA_TASK_ROOT, a trace header, X-Ray tracing active as deployed; a review table "
+        "configured, as in every deployed stage, and a text that needs no review)"
         + "".join(f"; `{peer}` = {described[peer]}" for peer in peers)
         + ("; peers interleaved round by round" if peers else "") + ".", "",
         "| phase | median s | share |" + "".join(f" {peer} median s |" for peer in peers),

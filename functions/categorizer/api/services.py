@@ -13,7 +13,7 @@ import boto3
 
 from categorizer.adapters.champion_parameter import ChampionParameter
 from categorizer.adapters.feedback_scan import FeedbackScan
-from categorizer.adapters.feedback_table import FeedbackTable
+from categorizer.adapters.feedback_table import RETRY_CONFIG, FeedbackTable
 from categorizer.adapters.model_registry_bucket import ModelBucket
 from categorizer.adapters.review_table import ReviewTable
 from categorizer.adapters.user_files import UserFiles
@@ -38,23 +38,24 @@ class ApiServices:
     files: Lazy[FileService]
     console: Lazy[ConsoleService]
     review: Lazy[ReviewTable | None]  # None: this stack has no review queue (nothing is queued)
-    aws: Lazy[boto3.Session]  # the one session the clients of the model store and the tables come from
     labels: Lazy[LabelService]
 
 
 def build_services(settings: ApiSettings) -> ApiServices:
-    """The one place the API function's clients are made (each on first use), from one boto3 session: each
+    """The one place the API function's clients are made, each on first use and from one boto3 session: each
     session parses botocore's data files again (~45 ms of a cold start, bench/results/*-api-cold-start.md)."""
     aws = Lazy(boto3.Session)
-    user_files = Lazy(UserFiles)
+    s3, ssm = Lazy(lambda: aws.get().client("s3")), Lazy(lambda: aws.get().client("ssm"))
+    user_files = Lazy(lambda: UserFiles(s3.get()))
     files = Lazy(lambda: FileService(settings, user_files.get()))
     source = settings.model
 
     def registry() -> ModelRegistry:
-        return ModelRegistry(ModelBucket(str(source.model_bucket)), ChampionParameter(str(source.champion_parameter)),
+        return ModelRegistry(ModelBucket(str(source.model_bucket), s3.get()),
+                             ChampionParameter(str(source.champion_parameter), ssm.get()),
                              decisions_prefix=settings.decisions_prefix)
 
-    scan = Lazy(lambda: FeedbackScan(settings.feedback_table))
+    scan = Lazy(lambda: FeedbackScan(settings.feedback_table, aws.get().client("dynamodb", config=RETRY_CONFIG)))
     console = Lazy(lambda: ConsoleService(
         settings=settings, user_files=user_files.get(), files=files.get(),
         registry=registry if source.model_bucket and source.champion_parameter else None,
@@ -69,9 +70,8 @@ def build_services(settings: ApiSettings) -> ApiServices:
         review=Lazy(lambda: ReviewTable.create(settings.review.review_table, region=settings.region,
                                                session=aws.get()) if settings.review.review_table else None),
         labels=Lazy(lambda: LabelService(
-            store=CatalogueStore(ModelBucket(str(source.model_bucket))) if source.model_bucket else None,
+            store=CatalogueStore(ModelBucket(str(source.model_bucket), s3.get())) if source.model_bucket else None,
             read_feedback=lambda: scan.get().all_records())),
-        aws=aws,
     )
 
 
