@@ -1,0 +1,109 @@
+"""What the served graph's parts after the encoder cost per text: `session.run` of the whole graph against the
+same graph cut before the novelty output, before the n-gram head, and after the encoder's pooled embedding.
+
+Each cut keeps only the nodes its outputs need (the weights are the served ones); every session runs one
+thread, the texts are every 10th BANKING77 test text, each alone, and the variants are interleaved round by
+round (medians of per-round medians).
+
+    .venv/bin/python bench/graph_parts.py [--model artifacts/served/model] [--rounds 5]
+Results: bench/results/<date>-graph-parts.md. Data: BANKING77 (Casanueva et al. 2020, CC BY 4.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "banking77"
+CUTS = {  # name -> the graph outputs kept
+    "whole graph (probabilities + novelty)": None,
+    "without the novelty output": ["probabilities"],
+    "encoder + linear head (no n-gram head, no novelty)": ["logits"],
+    "encoder alone (pooled embedding)": ["embedding"],
+}
+
+
+def cut(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
+    """`model` with only `outputs`, and only the nodes they need."""
+    kept_model = onnx.ModelProto()
+    kept_model.CopyFrom(model)
+    graph = kept_model.graph
+    declared = {output.name: output for output in graph.output}
+    del graph.output[:]
+    graph.output.extend(declared.get(name) or onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                        for name in outputs)
+    needed, kept = set(outputs), []
+    for node in reversed(graph.node):
+        if needed & set(node.output):
+            kept.append(node)
+            needed |= {name for name in node.input if name}
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    used = needed | {name for node in kept for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    return kept_model
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "served" / "model")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "functions"))
+    from categorizer.engine.classifier import create_session, load_tokenizer
+
+    model = onnx.load(str(args.model / "model.onnx"))
+    tokenizer = load_tokenizer(args.model / "tokenizer.json", max_tokens=128)
+    with (DATA / "test.csv").open(encoding="utf-8", newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)][::10]
+    feeds = [{"input_ids": ids, "attention_mask": np.ones_like(ids)}
+             for ids in (np.array([tokenizer.encode(text).ids], dtype=np.int64) for text in texts)]
+    with tempfile.TemporaryDirectory(prefix="graph-parts-") as tmp:
+        sessions = {}
+        for index, (name, outputs) in enumerate(CUTS.items()):
+            path = args.model / "model.onnx"
+            if outputs is not None:
+                path = Path(tmp) / f"cut-{index}.onnx"
+                onnx.save(cut(model, outputs), str(path))
+            sessions[name] = create_session(path, threads=1)
+        medians: dict[str, list[float]] = {name: [] for name in sessions}
+        for _ in range(args.rounds):
+            for name, session in sessions.items():
+                samples = []
+                for feed in feeds:
+                    start = time.perf_counter()
+                    session.run(None, feed)
+                    samples.append(time.perf_counter() - start)
+                medians[name].append(statistics.median(samples) * 1e3)
+    whole = statistics.median(medians["whole graph (probabilities + novelty)"])
+    rows = [f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) - whole:+.3f} |"
+            for name, values in medians.items()]
+    now = datetime.now(UTC)
+    report = "\n".join([
+        f"# The served graph's parts, per text ({now:%Y-%m-%d %H:%M} UTC)", "",
+        f"Command: `.venv/bin/python bench/graph_parts.py --rounds {args.rounds}`; `{args.model}`, "
+        f"{len(texts)} BANKING77 test texts (every 10th; CC BY 4.0, Casanueva et al. 2020), each alone, one "
+        f"thread; 1-minute load average {os.getloadavg()[0]:.1f}.", "",
+        "| graph | `session.run` p50 ms | against the whole |", "|---|---:|---:|", *rows, ""])
+    path = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-graph-parts.md"
+    path.write_text(report, encoding="utf-8")
+    print(report)
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
