@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from report_file import write_report  # noqa: E402 - bench/ is on the path (above)
+
 PHASES = ("python start", "import handler", "champion pointer (SSM)", "download + unpack (S3, one stream)",
           "verify sha256", "ONNX session + tokenizer", "JWKS fetch", "first classify (rest of request)")
 
@@ -261,14 +263,9 @@ def main() -> int:
         "", f"Goal (issue 18): whole <= 1.0 s -> **{'met' if medians[whole] <= 1.0 else 'not met'}**.",
     ]
     report = "\n".join(lines) + "\n"
-    out_md = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-api-cold-start.md"
-    if out_md.exists():  # two runs in one minute: both kept
-        out_md = out_md.with_name(f"{now:%Y-%m-%d-%H%M%S}-api-cold-start.md")
-    out_md.write_text(report, encoding="utf-8")
+    out_md = write_report("api-cold-start", report, now)
     out_md.with_suffix(".json").write_text(json.dumps({"rounds": by_mode, "medians": medians_by, "load": loads,
                                                        "model": version}, indent=1), encoding="utf-8")
-    print(report)
-    print(f"written: {out_md}")
     return 0
 
 

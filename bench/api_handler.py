@@ -28,7 +28,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report_file import write_report  # bench/ is on sys.path (script, or api_cold_start's import)
+
 ROOT = Path(__file__).resolve().parents[1]
+
 EVENT = ROOT / "events" / "api" / "rest_v1_classify.json"
 TEXT = "I ordered a new card two weeks ago and it still has not arrived, what should I do?"
 PASSWORD = f"Aa1!{secrets.token_urlsafe(12)}"  # a throwaway user in a throwaway emulator
@@ -222,11 +225,7 @@ Goal from issue 4: handler p50 <= 3 ms warm -> **{"met" if rows["handler"]["p50"
 Goal from issue 18: handler p50 <= engine p50 + 0.5 ms -> **{"met" if overhead_p50 <= 0.5 else "not met"}**
 ({overhead_p50:.3f} ms over the engine).
 """
-    out = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-api-handler.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report, encoding="utf-8")
-    print(report)
-    print(f"written: {out.relative_to(ROOT)}")
+    write_report("api-handler", report, now)
     return 0
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from report_file import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADS, HEAD_SIZE, HIDDEN = 12, 32, 384
@@ -126,10 +127,7 @@ def main() -> int:
         f"{args.rounds} interleaved rounds (`run` itself is ~5 us); 1-minute load average "
         f"{os.getloadavg()[0]:.1f}.", "",
         "| tokens | form | us per run | max difference to QAttention |", "|---:|---|---:|---:|", *rows, ""])
-    path = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-attention-forms.md"
-    path.write_text(report, encoding="utf-8")
-    print(report)
-    print(f"written: {path}")
+    write_report("attention-forms", report, now)
     return 0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+from report_file import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "banking77"
@@ -127,10 +128,7 @@ def main() -> int:
         f"the kept set from train.csv only. 1-minute load average {os.getloadavg()[0]:.1f}.", "",
         *lines, "",
     ])
-    out = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-embedding-prune.md"
-    out.write_text(report, encoding="utf-8")
-    print(report)
-    print(f"written: {out}")
+    write_report("embedding-prune", report, now)
     return 0
 
 

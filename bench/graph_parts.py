@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from report_file import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "banking77"
@@ -143,12 +144,7 @@ def main() -> int:
         f"The novelty nodes alone in a session, fed an embedding: {novelty['warm']:.1f} us warm, "
         f"{novelty['flushed']:.1f} us with the caches flushed before each call ({novelty['kb']:.0f} KB of weights).",
         ""])
-    path = ROOT / "bench" / "results" / f"{now:%Y-%m-%d-%H%M}-graph-parts.md"
-    if path.exists():  # two runs in one minute: both kept
-        path = path.with_name(f"{now:%Y-%m-%d-%H%M%S}-graph-parts.md")
-    path.write_text(report, encoding="utf-8")
-    print(report)
-    print(f"written: {path}")
+    write_report("graph-parts", report, now)
     return 0
 
 
