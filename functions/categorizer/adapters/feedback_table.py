@@ -109,8 +109,7 @@ class FeedbackTable:
     def create(cls, table_name: str, *, region: str,
                session: boto3.Session | None = None) -> FeedbackTable:
         """`session`: the function's one boto3 session (another session parses botocore's data again)."""
-        make_client = session.client if session else boto3.client
-        return cls(table_name, make_client("dynamodb", region_name=region, config=RETRY_CONFIG))
+        return cls(table_name, (session or boto3).client("dynamodb", region_name=region, config=RETRY_CONFIG))
 
     @tracer.capture_method(capture_response=False)
     def put_if_absent(self, record: FeedbackRecord) -> FeedbackRecord | None:

@@ -211,8 +211,7 @@ class ReviewTable:
     def create(cls, table_name: str, *, region: str,
                session: boto3.Session | None = None) -> ReviewTable:
         """`session`: the function's one boto3 session (another session parses botocore's data again)."""
-        make_client = session.client if session else boto3.client
-        return cls(table_name, make_client("dynamodb", region_name=region, config=QUEUE_CONFIG))
+        return cls(table_name, (session or boto3).client("dynamodb", region_name=region, config=QUEUE_CONFIG))
 
     # --- queueing ------------------------------------------------------------------------------------------
 

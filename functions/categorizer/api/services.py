@@ -62,7 +62,7 @@ def build_services(settings: ApiSettings) -> ApiServices:
         read_feedback=lambda limit: scan.get().records(limit)))
     return ApiServices(
         settings=settings,
-        models=ModelStore(source, session=aws),
+        models=ModelStore(source, session=aws, bucket=lambda: ModelBucket(str(source.model_bucket), s3.get())),
         verifier=Lazy(lambda: build_token_verifier(settings.identity)),
         feedback=Lazy(lambda: FeedbackTable.create(settings.feedback_table, region=settings.region, session=aws.get())),
         files=files,
