@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from categorizer.adapters.s3_objects import ObjectChangedError, S3Objects
+from categorizer.adapters.s3_objects import ObjectChangedError, S3Objects, aborted_on_error
 
 MIB = 1024 * 1024
 BUCKET = "adapter-test"
@@ -52,6 +52,28 @@ def test_a_writer_that_dies_leaves_no_object(objects):
     assert not objects.exists(BUCKET, "out.csv")
     assert len(_uploads(objects)) == 1  # left for the bucket's AbortIncompleteMultipartUpload rule
 
+
+
+def test_an_error_in_the_block_aborts_every_writer_and_a_clean_exit_touches_none(objects):
+    results = objects.writer(BUCKET, "results.csv", content_type="text/csv", part_bytes=5 * MIB)
+    errors = objects.writer(BUCKET, "errors.csv", content_type="text/csv")
+
+    def job() -> None:
+        with aborted_on_error(results, errors):
+            results.write(b"x" * (6 * MIB))  # a multipart upload is open
+            errors.write(b"row 3,bad")
+            raise MemoryError("the classifier died mid-file")
+
+    with pytest.raises(MemoryError):
+        job()
+    assert _uploads(objects) == [] and not objects.exists(BUCKET, "results.csv")
+    assert not objects.exists(BUCKET, "errors.csv")
+
+    kept = objects.writer(BUCKET, "kept.csv", content_type="text/csv")
+    with aborted_on_error(kept):
+        kept.write(b"a,b")
+    kept.complete()  # still the caller's to complete: the block neither completed nor aborted it
+    assert objects.read_small(BUCKET, "kept.csv") == b"a,b"
 
 def test_small_output_is_one_put(objects):
     writer = objects.writer(BUCKET, "small.json", content_type="application/json")

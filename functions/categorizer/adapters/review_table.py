@@ -351,13 +351,7 @@ class ReviewTable:
                 ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise self._store_error("claim", exc) from exc
-            old = exc.response.get("Item")
-            if not old:
-                raise ClaimRefusedError(ClaimRefusal.NOT_FOUND) from exc
-            item = ReviewItem.from_item(old)
-            raise ClaimRefusedError(ClaimRefusal.DECIDED if item.decided_at else ClaimRefusal.HELD, item) from exc
+            raise self._refusal("claim", exc, ClaimRefusal.HELD) from exc
         except BotoCoreError as exc:
             raise self._store_error("claim", exc) from exc
         return ReviewItem.from_item(response["Attributes"])
@@ -394,15 +388,20 @@ class ReviewTable:
                                     ExpressionAttributeValues=values,
                                     ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise self._store_error("update", exc) from exc
-            old = exc.response.get("Item")
-            if not old:
-                raise ClaimRefusedError(ClaimRefusal.NOT_FOUND) from exc
-            item = ReviewItem.from_item(old)
-            raise ClaimRefusedError(ClaimRefusal.DECIDED if item.decided_at else ClaimRefusal.NOT_HELD, item) from exc
+            raise self._refusal("update", exc, ClaimRefusal.NOT_HELD) from exc
         except BotoCoreError as exc:
             raise self._store_error("update", exc) from exc
+
+    def _refusal(self, action: str, exc: ClientError, undecided: ClaimRefusal) -> Exception:
+        """What a failed conditional write means: the store failed, or the item is missing, decided, or (an open
+        item) `undecided`: held by another reviewer for a claim, not held by this one for a close or release."""
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            return self._store_error(action, exc)
+        old = exc.response.get("Item")
+        if not old:
+            return ClaimRefusedError(ClaimRefusal.NOT_FOUND)
+        item = ReviewItem.from_item(old)
+        return ClaimRefusedError(ClaimRefusal.DECIDED if item.decided_at else undecided, item)
 
     def _key(self, item_id: str) -> dict[str, Any]:
         return {PARTITION_KEY: {"S": REVIEW_ITEM_PREFIX + item_id}}

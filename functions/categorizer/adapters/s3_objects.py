@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -123,6 +124,18 @@ class MultipartWriter(io.RawIOBase):
             # If this fails too, the lifecycle rule (AbortIncompleteMultipartUpload) cleans up.
             with contextlib.suppress(ClientError):
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+
+
+@contextlib.contextmanager
+def aborted_on_error(*writers: MultipartWriter) -> Iterator[None]:
+    """Abort every writer if the block raises: a failed job publishes nothing half-written (retries start clean).
+    Completing them is the block's own business."""
+    try:
+        yield
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
 
 
 class S3Objects:

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from categorizer.adapters.s3_objects import ObjectChangedError, S3Objects
+from categorizer.adapters.s3_objects import ObjectChangedError, S3Objects, aborted_on_error
 from categorizer.batch.keys import WORK_FOLDER, OutputKeys, file_spec_or_failure
 from categorizer.batch.notifications import ObjectCreated
 from categorizer.batch.report import (
@@ -189,7 +189,7 @@ def _run_chunk(job: _Job, index: int, deps: JobDependencies) -> JobOutcome:
         cap = chunk_review_cap(review.review_max_per_file, chunks=job.chunks, index=index) if deps.review else 0
         doubtful = DoubtfulRows(cap=cap, bucket=job.event.bucket, key=job.event.key,
                                 model_version=classifier.version)
-        try:
+        with aborted_on_error(results, errors):
             with objects.open_read(job.bucket, _chunk_key(job.prefix, index)) as source:
                 writers = OutputWriters(job.layout, results, errors, part=True)
                 classify_items(decode_items(source), writers, classifier, summary=summary,
@@ -197,10 +197,6 @@ def _run_chunk(job: _Job, index: int, deps: JobDependencies) -> JobOutcome:
                 writers.close()
             results.complete()
             errors.complete()
-        except BaseException:
-            results.abort()
-            errors.abort()
-            raise
         # As the whole-file job does once the results are safe; the join sums the parts' counts.
         queued = queue_for_review(deps.review, doubtful.candidates(), settings=review, cap=cap)
         summary.review_queued, summary.review_queue_failed = queued.written, queued.failed
@@ -236,17 +232,13 @@ def _join(job: _Job, deps: JobDependencies) -> JobOutcome:
     results = objects.writer(outputs.bucket, outputs.results, content_type=spec.content_type)
     errors = objects.writer(outputs.bucket, outputs.errors, content_type=spec.content_type)
     indexes = range(1, job.chunks + 1)
-    try:
+    with aborted_on_error(results, errors):
         join_parts(job.layout, _parts(objects, job.bucket, [_part_key(job.prefix, i, "results") for i in indexes]),
                    results, errors=False)
         join_parts(job.layout, _parts(objects, job.bucket, [_part_key(job.prefix, i, "errors") for i in indexes]),
                    errors, errors=True)
         results.complete()
         errors.complete()
-    except BaseException:
-        results.abort()
-        errors.abort()
-        raise
     versions = sorted({s.model_version for s in summaries if s.model_version})
     summary = JobSummary(format=spec.format.value, gzip=spec.gzip, text_columns=job.plan["text_columns"],
                          model_version=",".join(versions) or None)

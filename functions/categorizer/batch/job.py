@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from categorizer.adapters.s3_objects import ObjectChangedError
+from categorizer.adapters.s3_objects import ObjectChangedError, aborted_on_error
 from categorizer.batch.keys import (
     CONFIG_OBJECT_NAME,
     OutputKeys,
@@ -102,7 +102,7 @@ def _classify_in_one_go(event: ObjectCreated, spec: FileSpec, outputs: OutputKey
     review = deps.settings.review
     doubtful = DoubtfulRows(cap=review.review_max_per_file if deps.review else 0, bucket=event.bucket,
                             key=event.key, model_version=classifier.version)
-    try:
+    with aborted_on_error(*writers):
         with source:
             summary = classify_stream(
                 source, results=results, errors=errors, classifier=classifier, spec=spec,
@@ -119,10 +119,6 @@ def _classify_in_one_go(event: ObjectCreated, spec: FileSpec, outputs: OutputKey
             return JobOutcome(JobStatus.SUPERSEDED, event.bucket, event.key, outputs=outputs)
         for writer in writers:
             writer.complete()
-    except BaseException:
-        for writer in writers:
-            writer.abort()
-        raise
     # The results are safe; people now see the rows the model doubts (bounded, never failing the file).
     queued = queue_for_review(deps.review, doubtful.candidates(), settings=review, cap=review.review_max_per_file)
     summary.review_queued, summary.review_queue_failed = queued.written, queued.failed
