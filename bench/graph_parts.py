@@ -13,7 +13,6 @@ Results: bench/results/<date>-graph-parts.md. Data: BANKING77 (Casanueva et al. 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -24,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from banking77_feeds import alone_feeds, read_split
 from report_file import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "banking77"
 CUTS = {  # name -> the graph outputs kept
     "whole graph (probabilities + novelty)": None,
     "without the novelty output": ["probabilities"],
@@ -103,10 +102,8 @@ def main() -> int:
 
     model = onnx.load(str(args.model / "model.onnx"))
     tokenizer = load_tokenizer(args.model / "tokenizer.json", max_tokens=128)
-    with (DATA / "test.csv").open(encoding="utf-8", newline="") as handle:
-        texts = [row["text"] for row in csv.DictReader(handle)][::10]
-    feeds = [{"input_ids": ids, "attention_mask": np.ones_like(ids)}
-             for ids in (np.array([tokenizer.encode(text).ids], dtype=np.int64) for text in texts)]
+    texts = read_split("test.csv")[0][::10]
+    feeds = alone_feeds(tokenizer, texts)
     with tempfile.TemporaryDirectory(prefix="graph-parts-") as tmp:
         sessions = {}
         for index, (name, outputs) in enumerate(CUTS.items()):

@@ -13,7 +13,6 @@ Results: bench/results/<date>-ort-versions.md. Data: BANKING77 (Casanueva et al.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -23,16 +22,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from banking77_feeds import alone_feeds, read_split
 from report_file import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "banking77"
 
 
 def worker(model: Path, skip_layer_norm: bool) -> dict:
     """One process: the session as the engine makes it (or with the fusion on), p50 of every 7th test text."""
     sys.path.insert(0, str(ROOT / "functions"))
-    import numpy as np
     import onnxruntime as ort
 
     from categorizer.engine import classifier
@@ -41,10 +39,7 @@ def worker(model: Path, skip_layer_norm: bool) -> dict:
         classifier.DISABLED_OPTIMIZERS = ()
     session = classifier.create_session(model / "model.onnx", threads=1)
     tokenizer = classifier.load_tokenizer(model / "tokenizer.json", max_tokens=128)
-    with (DATA / "test.csv").open(encoding="utf-8", newline="") as handle:
-        texts = [row["text"] for row in csv.DictReader(handle)][::7]
-    feeds = [{"input_ids": ids, "attention_mask": np.ones_like(ids)}
-             for ids in (np.array([tokenizer.encode(text).ids], dtype=np.int64) for text in texts)]
+    feeds = alone_feeds(tokenizer, read_split("test.csv")[0][::7])
     for feed in feeds[:50]:
         session.run(None, feed)
     samples = []

@@ -20,7 +20,6 @@ Results: bench/results/<date>-weight-forms.md. Data: BANKING77 (Casanueva et al.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -33,18 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from banking77_feeds import alone_feeds, read_split
 from onnx import helper, numpy_helper
 from report_file import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "banking77"
 CALIBRATION_TEXTS = 2_000  # training texts whose embeddings give the novelty products' activation range
-
-
-def read_texts(name: str) -> tuple[list[str], list[str]]:
-    with (DATA / name).open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [row["text"] for row in rows], [row["category"] for row in rows]
 
 
 def _graph_maps(graph: onnx.GraphProto):
@@ -177,17 +170,13 @@ def main() -> int:
     from categorizer.engine.classifier import create_session, load_tokenizer
 
     tokenizer = load_tokenizer(args.model / "tokenizer.json", max_tokens=128)
-
-    def feeds_of(texts: list[str]) -> list[dict[str, np.ndarray]]:
-        return [{"input_ids": ids, "attention_mask": np.ones_like(ids)}
-                for ids in (np.array([tokenizer.encode(text).ids], dtype=np.int64) for text in texts)]
-
-    test_texts, test_labels = read_texts("test.csv")
-    train_texts, _ = read_texts("train.csv")
-    test_feeds = feeds_of(test_texts)
+    test_texts, test_labels = read_split("test.csv")
+    train_texts, _ = read_split("train.csv")
+    test_feeds = alone_feeds(tokenizer, test_texts)
     timed = test_feeds[::10]
     served = onnx.load(str(args.model / "model.onnx"))
-    ranges = novelty_input_ranges(served, feeds_of(train_texts[:: max(1, len(train_texts) // CALIBRATION_TEXTS)]))
+    calibration = train_texts[:: max(1, len(train_texts) // CALIBRATION_TEXTS)]
+    ranges = novelty_input_ranges(served, alone_feeds(tokenizer, calibration))
     whitening = {name: span for name, span in ranges.items() if name == "novelty_whitening"}
     variants: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto] | None] = {
         "served (int8 per channel; novelty fp32)": None,
