@@ -7,7 +7,8 @@ import unicodedata
 import pytest
 
 from categorizer.engine import Classifier
-from categorizer.engine.explain import MAX_SPANS
+from categorizer.engine.classifier import normalize_text, run_one
+from categorizer.engine.explain import MAX_SPANS, locate, occluded_ids, words_of
 
 TEXTS = ["I still have not received my new card, it has been two weeks",
          "  What is the exchange rate for euros?  ",
@@ -45,6 +46,21 @@ def test_deleting_the_top_word_lowers_the_label_more_than_any_other_word(engine:
 
     assert without_top <= min(without_other) + 1e-6
 
+
+
+@pytest.mark.parametrize("text", TEXTS[:3])
+def test_each_word_is_weighed_by_the_text_without_it_classified_alone(engine: Classifier, text: str):
+    """The variants run as any texts do (alone, or with others of their length, never padded): a word's weight
+    is exactly the drop from the text's probability to that shorter text's own."""
+    normalized = normalize_text(text)
+    encoding = engine._tokenizer.encode(normalized)
+    probs, _ = run_one(engine._session, encoding.ids)
+    explanation = engine.explain(text)
+    label = engine.labels.index(explanation.label)
+    alone = {locate(text, normalized, word.start, word.end): probs[label] - run_one(engine._session, ids)[0][label]
+             for word, ids in zip(words_of(encoding), occluded_ids(encoding.ids, words_of(encoding)), strict=True)}
+    assert explanation.spans
+    assert all(span.weight == round(float(alone[span.text]), 6) for span in explanation.spans)
 
 def test_the_same_text_always_gets_the_same_explanation(engine: Classifier):
     first = engine.explain(TEXTS[0])

@@ -35,6 +35,33 @@ def test_onnx_embeddings_match_sentence_transformers(tmp_path: Path):
     assert cosine.min() >= 0.99, cosine
 
 
+
+def test_the_served_graphs_attention_takes_no_mask_and_gives_unpadded_texts_the_same_embedding(tmp_path: Path):
+    """The engine never pads (a text alone, or texts of one length together), so the served graph's fused
+    attention is built without a mask (cheaper per call); for the unpadded rows it ever sees, nothing changes."""
+    import onnx
+
+    from categorizer.engine.classifier import create_session, load_tokenizer
+    from model_build.encoder import SentenceEncoder, base_encoder_dir, load_encoder
+    from model_build.export import export_onnx, fuse
+
+    encoder = load_encoder()
+    raw = export_onnx(SentenceEncoder(encoder), tmp_path / "raw.onnx", output_name="embedding")
+    shape = {"num_heads": encoder.config.num_attention_heads, "hidden_size": encoder.config.hidden_size}
+    masked = fuse(raw, tmp_path / "masked.onnx", **shape)
+    unmasked = fuse(raw, tmp_path / "unmasked.onnx", **shape, attention_mask=False)
+    attention = [node for node in onnx.load(str(unmasked)).graph.node if node.op_type == "Attention"]
+    assert len(attention) == encoder.config.num_hidden_layers
+    assert all(len(node.input) < 4 or not node.input[3] for node in attention)  # input 3: the mask index
+
+    tokenizer = load_tokenizer(base_encoder_dir() / "tokenizer.json", max_tokens=128)
+    sessions = [create_session(path, threads=1) for path in (masked, unmasked)]
+    for text in ["I still have not received my card", "What is the exchange rate?", "héllo wörld 👋"]:
+        ids = np.array([tokenizer.encode(text).ids] * 3, dtype=np.int64)  # three rows of one length: a shared pass
+        with_mask, without_mask = (session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+                                   for session in sessions)
+        assert np.abs(with_mask - without_mask).max() <= 1e-6
+
 def test_int8_default_model_meets_the_accuracy_bar(default_bundle: Path):
     metrics = load_bundle(default_bundle).manifest["metrics"]
     assert metrics["n"] == 3080

@@ -29,7 +29,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from categorizer.engine.bundle import Bundle, load_bundle
-from categorizer.engine.explain import Explanation, locate, occluded_batch, top_spans, words_of
+from categorizer.engine.explain import Explanation, locate, occluded_ids, top_spans, words_of
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -107,7 +107,9 @@ def length_sorted_chunks(id_lists: Sequence[list[int]], chunk_size: int) -> list
 
 
 def run_chunk(session: ort.InferenceSession, id_lists: Sequence[list[int]], chunk: list[int]) -> np.ndarray:
-    """One padded forward pass over the id lists at the chunk's positions."""
+    """One padded forward pass over the id lists at the chunk's positions. Only for a graph whose attention keeps
+    its mask (model_build/train.py's embedding graph): a served graph's attention has none, and the engine never
+    pads its texts."""
     width = max(len(id_lists[position]) for position in chunk)
     input_ids = np.zeros((len(chunk), width), dtype=np.int64)
     attention_mask = np.zeros((len(chunk), width), dtype=np.int64)
@@ -262,8 +264,12 @@ class Classifier:
         words = words_of(encoding)
         if not words:
             return Explanation(self.labels[label], [], None if runner_up is None else self.labels[runner_up], [])
-        input_ids, mask = occluded_batch(encoding.ids, words)
-        without = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        variants = [_Encoded(index=i, ids=ids, truncated=False)
+                    for i, ids in enumerate(occluded_ids(encoding.ids, words))]
+        without = np.zeros((len(variants), len(self.labels)), dtype=np.float32)
+        for unit in self._units(variants):  # run as any texts are: never padded (the attention has no mask)
+            for item, (variant_probs, _) in run_unit(self._session, unit):
+                without[item.index] = variant_probs
         texts = [locate(text, normalized, word.start, word.end) for word in words]
         return Explanation(
             label=self.labels[label], spans=top_spans(probs[label] - without[:, label], texts),

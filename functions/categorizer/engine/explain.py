@@ -4,9 +4,10 @@ Method: word occlusion, computed by the served model itself. Every word (a run o
 between them, e.g. "hasn't" or "card?") is deleted in turn, and the text without it is scored; a word's
 weight for a label is how much that label's probability drops without it. Because deleting a word also
 deletes its n-grams, the in-graph sparse n-gram head's contribution is part of the weight, and the encoder's
-is measured the only way a black box allows. The variants of one text run as one padded batch: the batch is
-a function of the text alone, so the explanation of a text is always the same (the prediction itself still
-comes from the text's own forward pass). docs/model.md, "Explanations", has the faithfulness figures.
+is measured the only way a black box allows. The variants of one text run the way the engine runs any texts
+(each alone, or those of one token length together, never padded), so each variant's probabilities are the ones
+it would get classified on its own, and the explanation of a text is always the same (the prediction itself
+still comes from the text's own forward pass). docs/model.md, "Explanations", has the faithfulness figures.
 """
 
 from __future__ import annotations
@@ -58,17 +59,10 @@ def words_of(encoding: Encoding) -> list[Word]:
     return words
 
 
-def occluded_batch(ids: Sequence[int], words: Sequence[Word]) -> tuple[np.ndarray, np.ndarray]:
-    """(input_ids, attention_mask): one row per word, the text's ids without that word's tokens, padded."""
+def occluded_ids(ids: Sequence[int], words: Sequence[Word]) -> list[list[int]]:
+    """One id list per word: the text's ids without that word's tokens."""
     ids = list(ids)  # a word's tokens are contiguous (words_of): cut out one slice
-    rows = [ids[: word.positions[0]] + ids[word.positions[-1] + 1 :] for word in words]
-    width = max(len(row) for row in rows)
-    input_ids = np.zeros((len(rows), width), dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for index, row in enumerate(rows):
-        input_ids[index, : len(row)] = row
-        mask[index, : len(row)] = 1
-    return input_ids, mask
+    return [ids[: word.positions[0]] + ids[word.positions[-1] + 1 :] for word in words]
 
 
 def locate(original: str, normalised: str, start: int, end: int) -> str | None:
