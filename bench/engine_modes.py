@@ -5,6 +5,9 @@ change between classifying each text alone, the whole file, and two row orders (
 single-text p50 and 2-thread throughput on a shuffled file, in interleaved rounds, with the load average.
 
     python bench/engine_modes.py --bundle artifacts/model --rounds 3
+
+The chunked mode pads, so it needs a bundle whose attention has a mask: one built before 2026-11-29, night
+(model_build/export.py now fuses the served graph's attention without one, as the engine never pads).
 """
 
 from __future__ import annotations
