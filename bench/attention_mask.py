@@ -18,14 +18,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
-from banking77_feeds import alone_feeds, read_split
 from report_file import write_report
+from session_bench import alone_feeds, interleaved_p50s, read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 MASK_INDEX = 5  # QAttention's inputs: input, weight, bias, input scale, weight scale, mask_index, ...
@@ -64,17 +63,7 @@ def main() -> int:
         differences = [float(np.abs(a - b).max()) for pair in zip(*outputs, strict=True)
                        for a, b in zip(*pair, strict=True)]
         timed = feeds[::10]
-        medians: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(args.rounds):
-            for name, session in sessions.items():
-                for feed in timed[:20]:
-                    session.run(None, feed)
-                samples = []
-                for feed in timed:
-                    start = time.perf_counter()
-                    session.run(None, feed)
-                    samples.append(time.perf_counter() - start)
-                medians[name].append(statistics.median(samples) * 1e3)
+        medians = interleaved_p50s(sessions, timed, args.rounds)
     base = statistics.median(next(iter(medians.values())))
     rows = [f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) / base:.3f}x | "
             f"{' '.join(f'{v:.3f}' for v in values)} |" for name, values in medians.items()]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from banking77_feeds import alone_feeds, read_split
 from report_file import write_report
+from session_bench import alone_feeds, interleaved_p50s, read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CUTS = {  # name -> the graph outputs kept
@@ -113,20 +113,9 @@ def main() -> int:
                 onnx.save(cut(model, outputs), str(path))
             sessions[name] = create_session(path, threads=1)
         whole_graph = next(iter(sessions))
-        runs = {**{name: (session, False) for name, session in sessions.items()},
-                FLUSHED: (sessions[whole_graph], True)}
         evict = np.zeros(16 << 20, dtype=np.float32)  # 64 MB, touched before each text in the flushed run
-        medians: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.rounds):
-            for name, (session, flush) in runs.items():
-                samples = []
-                for feed in feeds:
-                    if flush:
-                        evict += 1.0
-                    start = time.perf_counter()
-                    session.run(None, feed)
-                    samples.append(time.perf_counter() - start)
-                medians[name].append(statistics.median(samples) * 1e3)
+        medians = interleaved_p50s({**sessions, FLUSHED: sessions[whole_graph]}, feeds, args.rounds,
+                                   before_each={FLUSHED: lambda: np.add(evict, 1.0, out=evict)})
     novelty = novelty_alone_us(model, args.rounds)
     whole = statistics.median(medians["whole graph (probabilities + novelty)"])
     rows = [f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) - whole:+.3f} |"

@@ -18,12 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from banking77_feeds import alone_feeds, read_split
 from report_file import write_report
+from session_bench import alone_feeds, interleaved_p50s, read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,14 +39,8 @@ def worker(model: Path, skip_layer_norm: bool) -> dict:
     session = classifier.create_session(model / "model.onnx", threads=1)
     tokenizer = classifier.load_tokenizer(model / "tokenizer.json", max_tokens=128)
     feeds = alone_feeds(tokenizer, read_split("test.csv")[0][::7])
-    for feed in feeds[:50]:
-        session.run(None, feed)
-    samples = []
-    for feed in feeds:
-        start = time.perf_counter()
-        session.run(None, feed)
-        samples.append(time.perf_counter() - start)
-    return {"version": ort.__version__, "p50_ms": statistics.median(samples) * 1e3}
+    (p50,) = interleaved_p50s({"this release": session}, feeds, rounds=1)["this release"]
+    return {"version": ort.__version__, "p50_ms": p50}
 
 
 def main() -> int:

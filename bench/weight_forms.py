@@ -25,16 +25,15 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
-from banking77_feeds import alone_feeds, read_split
 from onnx import helper, numpy_helper
 from report_file import write_report
+from session_bench import alone_feeds, interleaved_p50s, read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION_TEXTS = 2_000  # training texts whose embeddings give the novelty products' activation range
@@ -198,17 +197,7 @@ def main() -> int:
             sessions[name] = create_session(path, threads=1)
             sizes[name] = path.stat().st_size / 1e6
         outputs = {name: [session.run(None, feed) for feed in test_feeds] for name, session in sessions.items()}
-        medians: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(args.rounds):
-            for name, session in sessions.items():
-                for feed in timed[:20]:
-                    session.run(None, feed)
-                samples = []
-                for feed in timed:
-                    start = time.perf_counter()
-                    session.run(None, feed)
-                    samples.append(time.perf_counter() - start)
-                medians[name].append(statistics.median(samples) * 1e3)
+        medians = interleaved_p50s(sessions, timed, args.rounds)
     base = next(iter(sessions))
     base_probs = np.concatenate([o[0] for o in outputs[base]])
     base_novelty = np.concatenate([o[1] for o in outputs[base]]).ravel()
